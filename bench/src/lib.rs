@@ -1,0 +1,1 @@
+//! stelgano-bench (under construction).

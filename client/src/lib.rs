@@ -1,0 +1,1 @@
+//! stelgano-client (under construction).

@@ -1,0 +1,1 @@
+//! stelgano-relay (under construction).

@@ -1,0 +1,1 @@
+//! stelgano-store (under construction).
