@@ -1,1 +1,11 @@
-//! stelgano-client (under construction).
+//! sTELgano-std-1 on the user's side: cryptography, a typed async client, and the `stelgano` CLI.
+//!
+//! # Layout
+//! - [`ws`]: the WebSocket upgrade to a relay (shared with the bench).
+//! - [`error`]: [`ClientError`], the crate's one error enum, carrying the relay's reasons.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod error;
+pub mod ws;
+
+pub use error::ClientError;

@@ -1,0 +1,3 @@
+//! The `stelgano` command-line client (under construction).
+
+fn main() {}
