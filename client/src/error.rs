@@ -17,9 +17,9 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    /// The relay answered the WebSocket upgrade with something other than 101.
-    #[error("{}", upgrade_message(*status))]
-    Upgrade { status: u16 },
+    /// The relay answered an HTTP request (the WebSocket upgrade, or a look-up) with an error status.
+    #[error("{}", http_message(*status))]
+    Http { status: u16 },
     /// The WebSocket failed after the upgrade.
     #[error("connection to the relay failed: {0}")]
     WebSocket(#[from] fastwebsockets::WebSocketError),
@@ -33,8 +33,8 @@ pub enum ClientError {
     #[error("unexpected frame from the relay: {0}")]
     Protocol(String),
     /// No answer within the allotted time.
-    #[error("timed out after {} s waiting for {what}", .after.as_secs_f32())]
-    Timeout { what: &'static str, after: Duration },
+    #[error("timed out after {} s waiting for {what}", .after.as_secs())]
+    Timeout { what: String, after: Duration },
     /// A ciphertext failed authentication (wrong key, or the bytes were altered), or was malformed.
     #[error("a message could not be decrypted: {0}")]
     Decrypt(&'static str),
@@ -65,15 +65,15 @@ impl From<ErrorBody> for ClientError {
     }
 }
 
-fn upgrade_message(status: u16) -> String {
+fn http_message(status: u16) -> String {
     match status {
         400 => "the relay rejected the room address (HTTP 400)".to_owned(),
-        404 => "no sTELgano relay at that URL (HTTP 404)".to_owned(),
+        404 | 426 => format!("no sTELgano relay at that URL (HTTP {status})"),
         429 => {
             "the relay is limiting connections from this address; try again in a minute (HTTP 429)"
                 .to_owned()
         }
-        s => format!("the relay refused the WebSocket upgrade (HTTP {s})"),
+        s => format!("the relay answered HTTP {s}"),
     }
 }
 

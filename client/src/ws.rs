@@ -81,7 +81,7 @@ impl Target {
 /// Opens a WebSocket to `url` (for the relay: `ws://HOST:PORT/room/{room_hash}/ws`).
 ///
 /// Only `ws://` (and `http://`, treated the same) is supported. A refused upgrade reports the
-/// HTTP status ([`ClientError::Upgrade`]), so callers can tell a bad room hash (400) from the
+/// HTTP status ([`ClientError::Http`]), so callers can tell a bad room hash (400) from the
 /// per-IP upgrade limit (429).
 pub async fn connect(url: &str) -> Result<WsStream, ClientError> {
     let target = Target::parse(url)?;
@@ -113,7 +113,7 @@ pub async fn connect(url: &str) -> Result<WsStream, ClientError> {
         })?;
     match handshake::client(&TokioExecutor, request, stream).await {
         Ok((ws, _response)) => Ok(ws),
-        Err(WebSocketError::InvalidStatusCode(status)) => Err(ClientError::Upgrade { status }),
+        Err(WebSocketError::InvalidStatusCode(status)) => Err(ClientError::Http { status }),
         Err(e) => Err(ClientError::WebSocket(e)),
     }
 }
