@@ -16,7 +16,9 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
 
 /// `true` when `s` is exactly 64 lowercase hex characters.
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The 32 bytes a 64-lowercase-hex string stands for.
@@ -108,6 +110,9 @@ mod tests {
     fn timestamps_have_milliseconds_and_z() {
         assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_ms(1_795_860_000_123), "2026-11-28T10:00:00.123Z");
-        assert_eq!(parse_iso_ms("2026-11-28T10:00:00.123Z"), Some(1_795_860_000_123));
+        assert_eq!(
+            parse_iso_ms("2026-11-28T10:00:00.123Z"),
+            Some(1_795_860_000_123)
+        );
     }
 }

@@ -156,7 +156,10 @@ pub enum ServerFrame {
     },
     Broadcast(Broadcast),
     /// A broadcast this version does not know (forward compatibility).
-    Unknown { event: String, data: Value },
+    Unknown {
+        event: String,
+        data: Value,
+    },
 }
 
 /// A frame that is not one the relay sends.

@@ -1,1 +1,139 @@
-//! stelgano-relay (under construction).
+//! stelgano-relay: the sTELgano-std-1 relay — an in-memory ephemeral dead drop with a minimal
+//! durable lockout store.
+//!
+//! # Layout
+//! - [`server`]: accept loop with the connection cap, HTTP routing, rate limits, WebSocket upgrade.
+//! - [`connection`]: one socket — a reader that validates every frame and a writer that owns the
+//!   socket's single outbox (replies and broadcasts in one order; join replies held to the floor).
+//! - [`room`]: one live room — the actor that owns the seats' sockets and the one message.
+//! - [`rooms`]: the registry of live room actors (room hash → handle, with generations).
+//! - [`guard`]: the lockout policy (failures, locks, escalation).
+//! - [`sweeper`]: TTL expiry driven by the store's expiry index.
+//! - [`ratelimit`], [`metrics`], [`clock`], [`config`], [`error`], [`web`] (the embedded browser client).
+//!
+//! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
+//! existence, seats, counters, locks and TTLs.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod guard;
+pub mod metrics;
+pub mod ratelimit;
+pub mod room;
+pub mod rooms;
+pub mod server;
+pub mod sweeper;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stelgano_store::{Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+pub use clock::Clock;
+pub use config::Config;
+pub use error::RelayError;
+
+/// What every task of one relay shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Clock,
+    pub limits: ratelimit::Limiters,
+    pub rooms: rooms::Rooms,
+    pub metrics: metrics::Metrics,
+    /// The root of shutdown: the accept loop, sockets, rooms and the sweeper all watch it.
+    pub cancel: CancellationToken,
+    /// Every task the relay starts, so shutdown can wait for all of them.
+    pub tasks: TaskTracker,
+}
+
+impl Shared {
+    pub fn lock_policy(&self) -> guard::LockPolicy {
+        guard::LockPolicy {
+            max_failures: self.config.max_failures,
+            first_lock: self.config.first_lock,
+            max_lock: self.config.max_lock,
+        }
+    }
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct Relay {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    /// Opens the store (creating the data directory), binds the listener and starts serving.
+    pub async fn start(config: Config) -> Result<Relay, RelayError> {
+        let store = Store::open(
+            &config.data_dir,
+            &StoreConfig {
+                cache_bytes: config.store_cache_bytes,
+            },
+        )?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            limits: ratelimit::Limiters::new(config.upgrades_per_min, config.room_creates_per_min),
+            config,
+            store,
+            clock: Clock::new(),
+            rooms: rooms::Rooms::default(),
+            metrics: metrics::Metrics::default(),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        shared.tasks.spawn(server::run(listener, shared.clone()));
+        shared.tasks.spawn(sweeper::run(shared.clone()));
+        info!(%addr, rooms = shared.store.room_count(), "relay listening");
+        Ok(Relay { addr, shared })
+    }
+
+    /// The address the relay listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Number of live room actors (rooms with an open socket or a message).
+    pub fn live_rooms(&self) -> usize {
+        self.shared.rooms.live()
+    }
+
+    /// Graceful shutdown: stop accepting, close every socket with 1001, stop the room actors (their
+    /// messages are gone, by design), and flush the store.
+    pub async fn shutdown(self) {
+        self.shared.cancel.cancel();
+        self.shared.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within 10 s");
+        }
+        if let Err(e) = self.shared.store.flush().await {
+            tracing::warn!(error = %e, "final store flush failed");
+        }
+        let m = &self.shared.metrics;
+        info!(
+            connections = m.connections_total.load(Ordering::Relaxed),
+            messages = m.messages.load(Ordering::Relaxed),
+            rooms_expired = m.rooms_expired.load(Ordering::Relaxed),
+            slow_consumers = m.slow_consumers.load(Ordering::Relaxed),
+            "relay stopped"
+        );
+    }
+}

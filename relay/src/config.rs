@@ -1,0 +1,87 @@
+//! The relay's typed configuration, with every default in one place (the spec's, or ours where marked).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use stelgano_proto::limits;
+
+/// Everything an operator can tune. `Config::default()` is what `stelgano-relay` runs with when no
+/// flag is given; the binary maps each flag (and `STELGANO_<FLAG>` env var) onto one field.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the durable store; created on first run.
+    pub data_dir: PathBuf,
+    /// sled page-cache size in bytes (sled's own default is 1 GiB, far more than a lockout store needs).
+    pub store_cache_bytes: u64,
+
+    /// Largest decoded ciphertext (`message_too_large` above it).
+    pub max_ciphertext_bytes: usize,
+    /// Largest WebSocket message, summed over fragments; larger closes the socket with 1009.
+    pub max_ws_message_bytes: usize,
+    /// Sockets one room may have joined at once (both parties, several tabs each).
+    pub max_sockets_per_room: usize,
+
+    /// Wrong PINs (or wrong pairing codes) before a lock.
+    pub max_failures: u32,
+    /// First lock; each further lock of the same room doubles it (ours).
+    pub first_lock: Duration,
+    /// Ceiling for escalated locks.
+    pub max_lock: Duration,
+
+    /// Every join reply waits at least this long after the join arrived...
+    pub join_floor: Duration,
+    /// ...plus a uniformly random extra of up to this much.
+    pub join_jitter: Duration,
+
+    /// Lifetime of a free room.
+    pub free_ttl: Duration,
+
+    /// WebSocket upgrades and `exists` look-ups per IP per minute; 0 = unlimited.
+    pub upgrades_per_min: u32,
+    /// Room creations plus seat claims per IP per minute; 0 = unlimited.
+    pub room_creates_per_min: u32,
+    /// Take the client IP from the last `X-Forwarded-For` hop (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+
+    /// Open connections (HTTP and WebSocket) at once; further clients wait in the accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers and finish the WebSocket handshake.
+    pub handshake_timeout: Duration,
+    /// A WebSocket with no frame from the client (pongs included) for this long is closed.
+    pub idle_timeout: Duration,
+    /// How often the relay pings an open WebSocket (keeps NATs open, detects dead peers).
+    pub ping_interval: Duration,
+
+    /// Set when the relay is served over TLS (directly or by a proxy): pages then carry HSTS.
+    pub hsts: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./stelgano-data"),
+            store_cache_bytes: 64 * 1024 * 1024,
+            max_ciphertext_bytes: limits::MAX_CIPHERTEXT_BYTES,
+            max_ws_message_bytes: limits::MAX_WS_MESSAGE_BYTES,
+            max_sockets_per_room: 16,
+            max_failures: limits::MAX_FAILURES,
+            first_lock: limits::FIRST_LOCK,
+            max_lock: limits::MAX_LOCK,
+            join_floor: limits::JOIN_FLOOR,
+            join_jitter: limits::JOIN_JITTER,
+            free_ttl: limits::FREE_TTL,
+            upgrades_per_min: limits::UPGRADES_PER_MIN,
+            room_creates_per_min: limits::ROOM_CREATES_PER_MIN,
+            trust_forwarded_for: false,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            ping_interval: Duration::from_secs(30),
+            hsts: false,
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! One live room: an actor task that owns the seats' sockets and the one current message.
+//!
+//! The actor is the single writer of its room's durable record and the only holder of its message
+//! (memory only; a restart loses it by design). The way in is a bounded mailbox of [`Command`]s; it
+//! answers joins over a oneshot and every other event by writing the reply frame into the
+//! requesting socket's outbox, after any broadcast that event caused, so ordering holds by
+//! construction. The actor exits once it has no sockets and no message; the room lives on in the
+//! store.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::RngCore;
+use serde::Serialize;
+use stelgano_proto::check::{iso_ms, to_hex64};
+use stelgano_proto::server::{reply_error, reply_ok, Empty, JoinOk, SendOk};
+use stelgano_proto::{Broadcast, MessagePayload};
+use stelgano_store::{Guard, RoomKey, RoomRecord, Seat, Tier};
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::connection::Outbound;
+use crate::error::RelayError;
+use crate::guard::{self, Strike};
+use crate::Shared;
+
+/// Capacity of a room's mailbox. Senders wait for room (connections with a timeout, see
+/// `Rooms::send`), so a burst slows the sockets that cause it instead of growing memory.
+pub const MAILBOX: usize = 64;
+
+/// What a socket asks of its room.
+#[derive(Debug)]
+pub enum Command {
+    /// Join (create, rejoin, claim the second seat, or a guess). The reply frame goes to `out`,
+    /// held until `deadline` (the time floor); the oneshot says whether the socket is now joined.
+    Join(Box<JoinRequest>, oneshot::Sender<bool>),
+    /// An event from a joined socket; its reply (if `reference` is set) goes to the socket's outbox.
+    Op {
+        conn: u64,
+        reference: Option<String>,
+        op: Op,
+    },
+    /// The socket closed.
+    Leave { conn: u64 },
+    /// The sweeper found the room due: expire it if its TTL has passed.
+    Expire(oneshot::Sender<()>),
+}
+
+/// A validated join.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub conn: u64,
+    pub sender: [u8; 32],
+    pub access: [u8; 32],
+    pub otp: Option<[u8; 32]>,
+    pub ip: IpAddr,
+    pub reference: Option<String>,
+    pub deadline: Instant,
+    pub out: mpsc::Sender<Outbound>,
+    pub kill: CancellationToken,
+}
+
+/// A validated event from a joined socket (encoding and size were checked by the connection).
+#[derive(Debug)]
+pub enum Op {
+    Send {
+        ciphertext: String,
+        iv: String,
+    },
+    ReadReceipt {
+        message_id: String,
+    },
+    Edit {
+        message_id: String,
+        ciphertext: String,
+        iv: String,
+    },
+    Delete {
+        message_id: String,
+    },
+    Typing,
+    ExpireRoom,
+    ResetPairing {
+        otp: Option<[u8; 32]>,
+    },
+}
+
+/// A handle to a live room actor; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    pub(crate) generation: u64,
+    pub(crate) tx: mpsc::Sender<Command>,
+}
+
+struct Member {
+    conn: u64,
+    seat: usize,
+    out: mpsc::Sender<Outbound>,
+    kill: CancellationToken,
+}
+
+struct Message {
+    id: String,
+    sender: [u8; 32],
+    ciphertext: String,
+    iv: String,
+    read_at_ms: Option<u64>,
+    inserted_at_ms: u64,
+}
+
+impl Message {
+    fn payload(&self) -> MessagePayload {
+        MessagePayload {
+            id: self.id.clone(),
+            sender_hash: to_hex64(&self.sender),
+            ciphertext: self.ciphertext.clone(),
+            iv: self.iv.clone(),
+            read_at: self.read_at_ms.map(iso_ms),
+            inserted_at: iso_ms(self.inserted_at_ms),
+        }
+    }
+}
+
+pub(crate) struct RoomActor {
+    key: RoomKey,
+    generation: u64,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Command>,
+    record: Option<RoomRecord>,
+    message: Option<Message>,
+    members: Vec<Member>,
+}
+
+impl RoomActor {
+    pub(crate) fn new(
+        key: RoomKey,
+        generation: u64,
+        shared: Arc<Shared>,
+        rx: mpsc::Receiver<Command>,
+    ) -> Self {
+        RoomActor {
+            key,
+            generation,
+            shared,
+            rx,
+            record: None,
+            message: None,
+            members: Vec::new(),
+        }
+    }
+
+    /// Runs the room until it is idle or the relay shuts down, then unregisters it. Commands still
+    /// queued at exit are dropped unanswered; their senders see the closed oneshot and retry on a
+    /// fresh actor (only joins and sweeps can be queued then, and both are safe to repeat).
+    pub(crate) async fn run(mut self) {
+        if let Err(e) = self.run_inner().await {
+            warn!(error = %e, "room actor stopped on an internal error");
+        }
+        self.shared.rooms.unregister(&self.key, self.generation);
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+        for m in self.members.drain(..) {
+            m.kill.cancel();
+        }
+    }
+
+    async fn run_inner(&mut self) -> Result<(), RelayError> {
+        self.record = self.shared.store.get(&self.key)?;
+        let now = self.shared.clock.now_ms();
+        if self
+            .record
+            .as_ref()
+            .is_some_and(|r| r.ttl_expires_at_ms <= now)
+        {
+            self.expire(None).await?;
+        }
+        let cancel = self.shared.cancel.clone();
+        loop {
+            let ttl_at = self
+                .record
+                .as_ref()
+                .map(|r| self.shared.clock.instant_at(r.ttl_expires_at_ms));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(()),
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await?,
+                    None => return Ok(()),
+                },
+                _ = sleep_until_opt(ttl_at) => {
+                    debug!("room reached its TTL");
+                    self.expire(None).await?;
+                }
+            }
+            self.members.retain(|m| !m.out.is_closed());
+            if self.members.is_empty() && self.message.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> Result<(), RelayError> {
+        match cmd {
+            Command::Join(req, respond_to) => {
+                let joined = self.join(*req).await;
+                // The connection may have gone while we worked; then there is no one to tell.
+                let _ = respond_to.send(joined);
+            }
+            Command::Op {
+                conn,
+                reference,
+                op,
+            } => {
+                let Some(idx) = self.members.iter().position(|m| m.conn == conn) else {
+                    // Removed (slow, or the room expired) while the event was queued.
+                    return Ok(());
+                };
+                let result = self.op(idx, reference.clone(), op).await;
+                if let (Some(r), Some(result)) = (reference, result) {
+                    let frame = match result {
+                        Ok(ok) => ok,
+                        Err(e) => {
+                            if e.is_internal() {
+                                warn!(error = %e, "room event failed");
+                            }
+                            reply_error(&r, &e.to_wire())
+                        }
+                    };
+                    let frame = fill_ref(frame, &r);
+                    if let Some(m) = self.members.iter().find(|m| m.conn == conn) {
+                        let m_out = m.out.clone();
+                        self.push(&m_out, conn, Outbound::Text(Bytes::from(frame)));
+                    }
+                }
+            }
+            Command::Leave { conn } => self.members.retain(|m| m.conn != conn),
+            Command::Expire(done) => {
+                let now = self.shared.clock.now_ms();
+                if self
+                    .record
+                    .as_ref()
+                    .is_some_and(|r| r.ttl_expires_at_ms <= now)
+                {
+                    self.expire(None).await?;
+                }
+                let _ = done.send(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides a join. Every branch writes exactly one reply frame to the socket, held to the
+    /// request's deadline, and returns whether the socket joined.
+    async fn join(&mut self, req: JoinRequest) -> bool {
+        let result = self.decide_join(&req).await;
+        let reference = req.reference.as_deref();
+        let (frame, seat) = match result {
+            Ok((ok, seat)) => (reference.map(|r| reply_ok(r, &ok)), Some(seat)),
+            Err(e) => {
+                if e.is_internal() {
+                    warn!(error = %e, "join failed");
+                }
+                (reference.map(|r| reply_error(r, &e.to_wire())), None)
+            }
+        };
+        if let Some(frame) = frame {
+            let held = Outbound::Held {
+                until: req.deadline,
+                text: Bytes::from(frame),
+            };
+            if req.out.try_send(held).is_err() {
+                req.kill.cancel();
+                return false;
+            }
+        }
+        let Some(seat) = seat else { return false };
+        self.members.retain(|m| m.conn != req.conn);
+        self.members.push(Member {
+            conn: req.conn,
+            seat,
+            out: req.out,
+            kill: req.kill,
+        });
+        true
+    }
+
+    async fn decide_join(&mut self, req: &JoinRequest) -> Result<(JoinOk, usize), RelayError> {
+        let cfg = &self.shared.config;
+        if self.members.len() >= cfg.max_sockets_per_room
+            && !self.members.iter().any(|m| m.conn == req.conn)
+        {
+            return Err(RelayError::RateLimited);
+        }
+        let now = self.shared.clock.now_ms();
+        let policy = self.shared.lock_policy();
+        let Some(rec) = self.record.as_mut() else {
+            // Case 1: no such room, so this join creates it.
+            if !self.shared.limits.allow_create(req.ip) {
+                return Err(RelayError::RateLimited);
+            }
+            let mut room_id = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut room_id);
+            // UUID v4 layout: version nibble 4, variant bits 10.
+            room_id[6] = (room_id[6] & 0x0f) | 0x40;
+            room_id[8] = (room_id[8] & 0x3f) | 0x80;
+            let rec = RoomRecord {
+                room_id,
+                created_at_ms: now,
+                ttl_expires_at_ms: now.saturating_add(cfg.free_ttl.as_millis() as u64),
+                tier: Tier::Free,
+                seats: [
+                    Some(Seat {
+                        access_hash: req.access,
+                        sender_hash: req.sender,
+                        failed_since_join: 0,
+                    }),
+                    None,
+                ],
+                guesses: Guard::default(),
+                pairing_hash: req.otp,
+                pairing: Guard::default(),
+            };
+            self.shared.store.put(&self.key, &rec)?;
+            self.shared.store.flush().await?;
+            let ok = join_ok(&rec, None, None);
+            self.record = Some(rec);
+            return Ok((ok, 0));
+        };
+
+        // Compare against both seats without an early exit, so timing does not tell which matched.
+        let mut matched = None;
+        for (i, seat) in rec.seats.iter().enumerate() {
+            let hit = match seat {
+                Some(s) => s.access_hash.ct_eq(&req.access),
+                None => subtle::Choice::from(0),
+            };
+            if bool::from(hit) {
+                matched = Some(i);
+            }
+        }
+
+        if let Some(i) = matched {
+            // Case 2: a seat owner. Guesses never lock the owner out (ours).
+            let Some(seat) = rec.seats[i].as_mut() else {
+                return Err(RelayError::InvalidAccess);
+            };
+            if !bool::from(seat.sender_hash.ct_eq(&req.sender)) {
+                return Err(RelayError::InvalidSender);
+            }
+            let failed = std::mem::take(&mut seat.failed_since_join);
+            if failed > 0 {
+                self.shared.store.put(&self.key, rec)?;
+            }
+            let current = self.message.as_ref().map(Message::payload);
+            return Ok((join_ok(rec, current, (failed > 0).then_some(failed)), i));
+        }
+
+        if rec.seats[1].is_none() {
+            // Case 3: claiming the second seat.
+            if let Some(left) = guard::locked_for(&rec.pairing, now) {
+                return Err(RelayError::Locked {
+                    retry_after_s: guard::ms_to_retry_secs(left),
+                });
+            }
+            if let Some(expected) = rec.pairing_hash {
+                let Some(given) = req.otp else {
+                    return Err(RelayError::OtpRequired);
+                };
+                if !bool::from(expected.ct_eq(&given)) {
+                    let strike = guard::strike(&mut rec.pairing, now, &policy);
+                    self.shared.store.put(&self.key, rec)?;
+                    self.shared.store.flush().await?;
+                    return Err(match strike {
+                        Strike::Remaining(n) => RelayError::OtpInvalid {
+                            attempts_remaining: n,
+                        },
+                        Strike::Locked { for_ms } => RelayError::Locked {
+                            retry_after_s: guard::ms_to_retry_secs(for_ms),
+                        },
+                    });
+                }
+            }
+            if !self.shared.limits.allow_create(req.ip) {
+                return Err(RelayError::RateLimited);
+            }
+            rec.seats[1] = Some(Seat {
+                access_hash: req.access,
+                sender_hash: req.sender,
+                failed_since_join: 0,
+            });
+            rec.pairing_hash = None;
+            rec.pairing = Guard::default();
+            self.shared.store.put(&self.key, rec)?;
+            self.shared.store.flush().await?;
+            let current = self.message.as_ref().map(Message::payload);
+            let ok = join_ok(rec, current, None);
+            let paired = Bytes::from(Broadcast::PartyPaired {}.encode());
+            self.broadcast(&paired, None);
+            return Ok((ok, 1));
+        }
+
+        // Case 4: both seats taken and this access hash is neither: a wrong PIN.
+        if let Some(left) = guard::locked_for(&rec.guesses, now) {
+            return Err(RelayError::Locked {
+                retry_after_s: guard::ms_to_retry_secs(left),
+            });
+        }
+        let strike = guard::strike(&mut rec.guesses, now, &policy);
+        for seat in rec.seats.iter_mut().flatten() {
+            seat.failed_since_join = seat.failed_since_join.saturating_add(1);
+        }
+        self.shared.store.put(&self.key, rec)?;
+        self.shared.store.flush().await?;
+        Err(match strike {
+            Strike::Remaining(n) => RelayError::Unauthorized {
+                attempts_remaining: n,
+            },
+            Strike::Locked { for_ms } => RelayError::Locked {
+                retry_after_s: guard::ms_to_retry_secs(for_ms),
+            },
+        })
+    }
+
+    /// Runs one event of member `idx`. `None` means the event has no reply (receipts, typing);
+    /// `Some(Ok(frame))` carries the encoded reply with an empty ref that the caller fills.
+    async fn op(
+        &mut self,
+        idx: usize,
+        reference: Option<String>,
+        op: Op,
+    ) -> Option<Result<Vec<u8>, RelayError>> {
+        let seat = self.members[idx].seat;
+        let conn = self.members[idx].conn;
+        let Some(sender) = self
+            .record
+            .as_ref()
+            .and_then(|r| r.seats[seat].as_ref())
+            .map(|s| s.sender_hash)
+        else {
+            return Some(Err(RelayError::NotJoined));
+        };
+        let now = self.shared.clock.now_ms();
+        match op {
+            Op::Send { ciphertext, iv } => {
+                if self.message.as_ref().is_some_and(|m| m.sender == sender) {
+                    return Some(Err(RelayError::NotYourTurn));
+                }
+                let msg = Message {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    sender,
+                    ciphertext,
+                    iv,
+                    read_at_ms: None,
+                    inserted_at_ms: now,
+                };
+                let frame = Bytes::from(Broadcast::NewMessage(msg.payload()).encode());
+                let ok = reply_ok(
+                    "",
+                    &SendOk {
+                        message_id: msg.id.clone(),
+                    },
+                );
+                self.message = Some(msg);
+                self.broadcast(&frame, None);
+                self.shared.metrics.message();
+                Some(Ok(ok))
+            }
+            Op::ReadReceipt { message_id } => {
+                if let Some(m) = self.message.as_mut() {
+                    if m.id == message_id && m.read_at_ms.is_none() && m.sender != sender {
+                        m.read_at_ms = Some(now);
+                        let frame = Bytes::from(Broadcast::MessageRead { message_id }.encode());
+                        self.broadcast(&frame, None);
+                    }
+                }
+                None
+            }
+            Op::Edit {
+                message_id,
+                ciphertext,
+                iv,
+            } => {
+                let Some(m) = self
+                    .message
+                    .as_mut()
+                    .filter(|m| m.id == message_id && m.sender == sender)
+                else {
+                    return Some(Err(RelayError::NotFound));
+                };
+                if m.read_at_ms.is_some() {
+                    return Some(Err(RelayError::NotEditable));
+                }
+                m.ciphertext = ciphertext;
+                m.iv = iv;
+                let frame = Bytes::from(
+                    Broadcast::MessageEdited {
+                        message_id,
+                        ciphertext: m.ciphertext.clone(),
+                        iv: m.iv.clone(),
+                    }
+                    .encode(),
+                );
+                self.broadcast(&frame, None);
+                Some(Ok(reply_ok("", &Empty {})))
+            }
+            Op::Delete { message_id } => {
+                let Some(m) = self
+                    .message
+                    .as_ref()
+                    .filter(|m| m.id == message_id && m.sender == sender)
+                else {
+                    return Some(Err(RelayError::NotFound));
+                };
+                if m.read_at_ms.is_some() {
+                    return Some(Err(RelayError::NotDeletable));
+                }
+                self.message = None;
+                let frame = Bytes::from(Broadcast::MessageDeleted { message_id }.encode());
+                self.broadcast(&frame, None);
+                Some(Ok(reply_ok("", &Empty {})))
+            }
+            Op::Typing => {
+                let frame = Bytes::from_static(br#"{"event":"counterparty_typing","data":{}}"#);
+                self.broadcast(&frame, Some(seat));
+                None
+            }
+            Op::ExpireRoom => match self.expire(Some((conn, reference))).await {
+                Ok(()) => None,
+                Err(e) => {
+                    warn!(error = %e, "expire_room failed");
+                    Some(Err(RelayError::ExpireFailed))
+                }
+            },
+            Op::ResetPairing { otp } => {
+                let Some(rec) = self.record.as_mut().filter(|r| r.seats[1].is_none()) else {
+                    return Some(Err(RelayError::NotFound));
+                };
+                let Some(otp) = otp else {
+                    return Some(Err(RelayError::InvalidToken));
+                };
+                rec.pairing_hash = Some(otp);
+                rec.pairing = Guard::default();
+                if let Err(e) = self.shared.store.put(&self.key, rec) {
+                    return Some(Err(e.into()));
+                }
+                if let Err(e) = self.shared.store.flush().await {
+                    return Some(Err(e.into()));
+                }
+                Some(Ok(reply_ok("", &Empty {})))
+            }
+        }
+    }
+
+    /// Burns the room: `room_expired` to every socket, then (for `expire_room`) the requester's
+    /// `ok`, then close 1000 `room_expired` to all, and the record is deleted durably.
+    async fn expire(&mut self, requester: Option<(u64, Option<String>)>) -> Result<(), RelayError> {
+        self.shared.store.remove(&self.key)?;
+        self.shared.store.flush().await?;
+        self.record = None;
+        self.message = None;
+        let frame = Bytes::from(Broadcast::RoomExpired {}.encode());
+        self.broadcast(&frame, None);
+        if let Some((conn, Some(r))) = requester {
+            if let Some(m) = self.members.iter().find(|m| m.conn == conn) {
+                let _ = m
+                    .out
+                    .try_send(Outbound::Text(Bytes::from(reply_ok(&r, &Empty {}))));
+            }
+        }
+        for m in std::mem::take(&mut self.members) {
+            // A full or closed outbox means the socket is going anyway.
+            let _ = m.out.try_send(Outbound::Close {
+                code: 1000,
+                reason: "room_expired",
+            });
+        }
+        self.shared.metrics.room_expired();
+        Ok(())
+    }
+
+    /// Sends `frame` to every member (except those of `skip_seat`). A member whose outbox is full
+    /// is too slow for the room: it is dropped and its socket closed, so one stuck reader never
+    /// holds up the room or grows memory.
+    fn broadcast(&mut self, frame: &Bytes, skip_seat: Option<usize>) {
+        let mut dead = Vec::new();
+        for m in &self.members {
+            if Some(m.seat) == skip_seat {
+                continue;
+            }
+            if m.out.try_send(Outbound::Text(frame.clone())).is_err() {
+                dead.push(m.conn);
+            }
+        }
+        if !dead.is_empty() {
+            self.drop_members(&dead);
+        }
+    }
+
+    fn push(&mut self, out: &mpsc::Sender<Outbound>, conn: u64, item: Outbound) {
+        if out.try_send(item).is_err() {
+            self.drop_members(&[conn]);
+        }
+    }
+
+    fn drop_members(&mut self, conns: &[u64]) {
+        self.members.retain(|m| {
+            if conns.contains(&m.conn) {
+                m.kill.cancel();
+                false
+            } else {
+                true
+            }
+        });
+        self.shared.metrics.slow_consumer(conns.len());
+    }
+}
+
+fn join_ok(rec: &RoomRecord, current: Option<MessagePayload>, failed: Option<u32>) -> JoinOk {
+    JoinOk {
+        room_id: uuid::Uuid::from_bytes(rec.room_id).to_string(),
+        ttl_expires_at: iso_ms(rec.ttl_expires_at_ms),
+        awaiting_party: rec.seats[1].is_none(),
+        current_message: current,
+        failed_attempts: failed,
+    }
+}
+
+/// Replies are encoded with an empty ref (`{"ref":"",...}`) where the ref is not at hand; this
+/// puts the real one in. Cheaper than threading the ref through every branch.
+fn fill_ref(frame: Vec<u8>, reference: &str) -> Vec<u8> {
+    const EMPTY: &[u8] = br#"{"ref":"""#;
+    if !frame.starts_with(EMPTY) {
+        return frame;
+    }
+    #[derive(Serialize)]
+    struct R<'a>(&'a str);
+    let quoted = serde_json::to_vec(&R(reference)).unwrap_or_else(|_| b"\"0\"".to_vec());
+    let mut out = Vec::with_capacity(frame.len() + quoted.len());
+    out.extend_from_slice(br#"{"ref":"#);
+    out.extend_from_slice(&quoted);
+    out.extend_from_slice(&frame[EMPTY.len()..]);
+    out
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_ref_replaces_the_empty_ref() {
+        let f = reply_ok("", &Empty {});
+        assert_eq!(fill_ref(f, "7\"x"), br#"{"ref":"7\"x","ok":{}}"#.to_vec());
+        let e = reply_error("", &RelayError::NotFound.to_wire());
+        assert_eq!(
+            fill_ref(e, "2"),
+            br#"{"ref":"2","error":{"reason":"not_found"}}"#.to_vec()
+        );
+    }
+}

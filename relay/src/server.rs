@@ -1,0 +1,248 @@
+//! The accept loop and the HTTP surface: admission, routing, and the WebSocket upgrade.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use stelgano_proto::check::hex64;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, warn};
+
+use crate::Shared;
+
+type Body = Full<Bytes>;
+type Permit = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
+
+/// Accepts connections until shutdown. A permit of the connection cap is taken *before* accept,
+/// so at the cap new clients wait in the kernel's backlog instead of costing memory here.
+pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    loop {
+        let permit = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE/ENFILE: back off briefly rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        shared
+            .tasks
+            .spawn(serve_http(stream, peer, shared.clone(), permit));
+    }
+}
+
+async fn serve_http(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) {
+    // The permit moves into the WebSocket task if this connection upgrades.
+    let permit: Permit = Arc::new(Mutex::new(Some(permit)));
+    let svc_shared = shared.clone();
+    let svc_permit = permit.clone();
+    let service = service_fn(move |req| {
+        let shared = svc_shared.clone();
+        let permit = svc_permit.clone();
+        async move { Ok::<_, Infallible>(route(req, peer, shared, permit)) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.handshake_timeout)
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shared.cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(error = %e, "http connection ended with an error");
+    }
+}
+
+fn route(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Permit,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    match segments.as_slice() {
+        ["healthz"] if get => plain(StatusCode::OK, "ok"),
+        ["x"] if get => Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, "/?p=1")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::default())
+            .unwrap_or_default(),
+        ["api", "room", hash, "exists"] if get => {
+            exists(hash, client_ip(&req, peer, &shared), &shared)
+        }
+        ["room", hash, "ws"] if get => {
+            let hash = (*hash).to_owned();
+            upgrade(req, &hash, peer, shared, permit)
+        }
+        ["healthz"] | ["x"] | ["api", "room", _, "exists"] | ["room", _, "ws"] => {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+        _ if get => crate::web::serve(&path, shared.config.hsts)
+            .unwrap_or_else(|| plain(StatusCode::NOT_FOUND, "not found")),
+        _ => plain(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn exists(hash: &str, ip: IpAddr, shared: &Shared) -> Response<Body> {
+    let Some(key) = hex64(hash) else {
+        return json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_room_hash"}"#);
+    };
+    if let Err(wait) = shared.limits.allow_upgrade(ip) {
+        return too_many(wait);
+    }
+    let now = shared.clock.now_ms();
+    match shared.store.get(&key) {
+        Ok(rec) => {
+            let live = rec.is_some_and(|r| r.ttl_expires_at_ms > now);
+            json(
+                StatusCode::OK,
+                if live {
+                    r#"{"exists":true}"#
+                } else {
+                    r#"{"exists":false}"#
+                },
+            )
+        }
+        Err(e) => {
+            warn!(error = %e, "store read failed");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"internal_error"}"#,
+            )
+        }
+    }
+}
+
+fn upgrade(
+    mut req: Request<Incoming>,
+    hash: &str,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Permit,
+) -> Response<Body> {
+    let Some(key) = hex64(hash) else {
+        return plain(StatusCode::BAD_REQUEST, "invalid room hash");
+    };
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        let mut r = plain(StatusCode::UPGRADE_REQUIRED, "websocket upgrade required");
+        r.headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        return r;
+    }
+    let ip = client_ip(&req, peer, &shared);
+    if let Err(wait) = shared.limits.allow_upgrade(ip) {
+        return too_many(wait);
+    }
+    let (response, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(pair) => pair,
+        Err(e) => {
+            debug!(error = %e, "bad websocket handshake");
+            return plain(StatusCode::BAD_REQUEST, "bad websocket handshake");
+        }
+    };
+    let permit = permit.lock().ok().and_then(|mut p| p.take());
+    shared.tasks.spawn(crate::connection::serve(
+        shared.clone(),
+        key,
+        ip,
+        fut,
+        permit,
+    ));
+    response.map(|_| Body::default())
+}
+
+/// The client's address for rate limits: the TCP peer, or (only when the operator trusts a proxy
+/// in front) the last `X-Forwarded-For` hop, which is the one that proxy appended.
+fn client_ip(req: &Request<Incoming>, peer: SocketAddr, shared: &Shared) -> IpAddr {
+    if shared.config.trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|s| s.trim().parse::<IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+fn too_many(wait: std::time::Duration) -> Response<Body> {
+    let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "rate limited");
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response<Body> {
+    respond(status, "application/json", body)
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}

@@ -1,0 +1,63 @@
+//! Expires rooms at their TTL: sleeps until the store's next expiry, then hands each due room to
+//! its actor (which broadcasts `room_expired` to any open socket and deletes the record).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::room::Command;
+use crate::Shared;
+
+/// Longest nap between checks, so a store written behind our back (or a clock step) is noticed.
+const MAX_NAP: Duration = Duration::from_secs(60);
+/// Rooms expired per store read.
+const BATCH: usize = 256;
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut last_prune = Instant::now();
+    loop {
+        let now_ms = shared.clock.now_ms();
+        let mut stuck = false;
+        match shared.store.due(now_ms, BATCH) {
+            Ok(keys) => {
+                let mut seen = HashSet::new();
+                for key in &keys {
+                    seen.insert(*key);
+                    let answer = shared.rooms.request(&shared, key, Command::Expire).await;
+                    if let Err(e) = answer {
+                        warn!(error = %e, "could not expire a room; will retry");
+                        stuck = true;
+                    }
+                }
+                if keys.len() == BATCH && !stuck {
+                    continue;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "store read failed in the sweeper");
+                stuck = true;
+            }
+        }
+        if last_prune.elapsed() >= MAX_NAP {
+            shared.limits.prune();
+            last_prune = Instant::now();
+        }
+        let mut wake = Instant::now() + MAX_NAP;
+        if !stuck {
+            if let Ok(Some(next_ms)) = shared.store.next_expiry_ms() {
+                // A due entry that is still there after its actor looked is not ours to spin on.
+                let at = shared.clock.instant_at(next_ms.max(now_ms + 1));
+                wake = wake.min(at);
+            }
+        } else {
+            wake = Instant::now() + Duration::from_secs(1);
+        }
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
