@@ -111,7 +111,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
@@ -190,7 +193,11 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let state = self.js("return document.body.dataset.state || ''").await?;
-                return Err(format!("{}: timed out waiting for {what} (screen {state})", self.name).into());
+                return Err(format!(
+                    "{}: timed out waiting for {what} (screen {state})",
+                    self.name
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -1,0 +1,50 @@
+//! First end-to-end checks of the relay over real sockets: create, pair, exchange.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_pair_and_exchange() {
+    let relay = TestRelay::start().await;
+    let room = random_hex();
+    let otp = random_hex();
+    let (a, b) = (Who::new(), Who::new());
+
+    let mut pa = relay.ws(&room).await;
+    let r = pa.join_otp(&a, &otp).await;
+    assert_eq!(r["ok"]["awaiting_party"], true, "{r}");
+    let room_id = r["ok"]["room_id"].as_str().unwrap().to_owned();
+
+    let mut pb = relay.ws(&room).await;
+    let r = pb.join(&b).await;
+    assert_eq!(reason(&r), "otp_required", "{r}");
+    let r = pb.join_otp(&b, &random_hex()).await;
+    assert_eq!(reason(&r), "otp_invalid", "{r}");
+    let r = pb.join_otp(&b, &otp).await;
+    assert_eq!(r["ok"]["awaiting_party"], false, "{r}");
+    assert_eq!(r["ok"]["room_id"], room_id.as_str());
+    let paired = pa.json().await;
+    assert_eq!(paired["event"], "party_paired", "{paired}");
+
+    let rf = pa.push("send_message", body(200)).await;
+    let nm = pa.json().await;
+    assert_eq!(nm["event"], "new_message", "{nm}");
+    let ok = pa.json().await;
+    assert_eq!(ok["ref"], rf.as_str());
+    let id = ok["ok"]["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(nm["data"]["id"], id.as_str());
+    let got = pb.json().await;
+    assert_eq!(got["event"], "new_message");
+    assert_eq!(got["data"]["sender_hash"], a.sender.as_str());
+
+    let r = pa.call("send_message", body(10)).await;
+    assert_eq!(reason(&r), "not_your_turn", "{r}");
+
+    pb.push("read_receipt", json!({"message_id": id})).await;
+    assert_eq!(pb.json().await["event"], "message_read");
+    assert_eq!(pa.json().await["event"], "message_read");
+
+    relay.shutdown().await;
+}
