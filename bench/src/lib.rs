@@ -1,1 +1,32 @@
-//! stelgano-bench (under construction).
+//! stelgano-bench: load scenarios against a relay on this machine, a bare WebSocket echo baseline,
+//! and reports (table, JSON, charts).
+//!
+//! # Layout
+//! - [`cli`]: flags and the top-level run; `main.rs` only builds the runtime.
+//! - [`target`]: the loopback-only target URL and the source addresses sockets bind to.
+//! - [`ws`]: client WebSockets bound to a chosen source address.
+//! - [`echo`]: the echo server baseline.
+//! - [`identity`]: random room hashes, pairing codes and pre-encoded frames.
+//! - [`inbound`]: a cheap classification of relay frames for the hot loop.
+//! - [`exchange`]: the turn-based exchange of one room as a state machine.
+//! - [`scenario`]: pingpong, idle, deaddrop, joins, and what they share.
+//! - [`stats`]: latency histograms and error tallies; [`procfs`]: server RSS and CPU.
+//! - [`report`]: report math, JSON and table; [`plot`]: charts.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cli;
+pub mod echo;
+pub mod error;
+pub mod exchange;
+pub mod identity;
+pub mod inbound;
+pub mod plot;
+pub mod procfs;
+pub mod report;
+pub mod scenario;
+pub mod stats;
+pub mod target;
+pub mod ws;
+
+pub use error::BenchError;

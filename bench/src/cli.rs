@@ -1,0 +1,322 @@
+//! Command-line flags and the top-level run: parse, run the scenario, print and save the report.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::BenchError;
+use crate::report::{Point, Report};
+use crate::scenario::{self, Common, MAX_CONCURRENCY};
+use crate::target::{Sources, Target};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stelgano-bench",
+    version,
+    about = "Load generator and baseline for the stelgano relay (loopback only)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// A bare fastwebsockets echo server: the raw WebSocket baseline for pingpong.
+    EchoServer {
+        /// Loopback address to listen on (port 0 picks one; the address is printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: SocketAddr,
+    },
+    /// N paired rooms exchange messages turn by turn for D seconds.
+    Pingpong(PingpongArgs),
+    /// N paired rooms held open and silent: relay memory per room.
+    Idle(IdleArgs),
+    /// N rooms each left holding one message with no socket: memory per stored message.
+    Deaddrop(DeaddropArgs),
+    /// Create-and-pair join throughput and latency (with the relay's time floor as configured).
+    Joins(JoinsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The relay's base URL (loopback only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    pub url: String,
+    /// The relay's pid: RSS and CPU are read from /proc/PID.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Room counts to measure, comma-separated (e.g. 100,1000).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub rooms: Vec<usize>,
+    /// Runs per room count; the report gives medians.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Rooms set up at once.
+    #[arg(long, default_value_t = 128)]
+    pub concurrency: usize,
+    /// Spread client sockets over 127.0.0.1 ..= 127.0.0.N.
+    #[arg(long, default_value_t = 8)]
+    pub sources: u8,
+    /// Longest wait for any one frame or connection, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    pub read_timeout_ms: u64,
+    /// Append the report as one JSON line to this file ("-" prints it on stdout instead of the table).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write SVG and PNG charts into this directory.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PingpongArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Ciphertext size in bytes (before base64).
+    #[arg(long, default_value_t = 200)]
+    pub payload: usize,
+    /// Measurement window, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Exchange before the window opens, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Pause after set-up before the memory sample, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub settle: f64,
+    /// Also run against an echo server already listening here.
+    #[arg(long, conflicts_with = "spawn_echo")]
+    pub echo_url: Option<String>,
+    /// Start `stelgano-bench echo-server` as a child process and run against it too.
+    #[arg(long)]
+    pub spawn_echo: bool,
+    /// The echo server's pid, when --echo-url is used.
+    #[arg(long)]
+    pub echo_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Pause after set-up before the memory sample, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// How long the rooms are held silent while the relay's CPU is measured, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub hold: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeaddropArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Ciphertext size in bytes (before base64).
+    #[arg(long, default_value_t = 200)]
+    pub payload: usize,
+    /// Pause after the last room before the memory sample, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// Rooms re-opened afterwards to check they really hold the message.
+    #[arg(long, default_value_t = 10)]
+    pub verify: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn secs(what: &str, s: f64) -> Result<Duration, BenchError> {
+    scenario::check_seconds(what, s)?;
+    Ok(Duration::from_secs_f64(s))
+}
+
+impl CommonArgs {
+    fn common(&self) -> Result<Common, BenchError> {
+        let target = Target::parse(&self.url)?;
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(BenchError::Bound(format!(
+                "--concurrency must be 1..={MAX_CONCURRENCY}"
+            )));
+        }
+        Ok(Common {
+            sources: Sources::new(&target, self.sources),
+            target,
+            concurrency: self.concurrency,
+            read_timeout: Duration::from_millis(self.read_timeout_ms.clamp(100, 120_000)),
+            server_pid: self.server_pid,
+            progress: !self.quiet,
+        })
+    }
+}
+
+/// The echo server as a child process; killed when dropped.
+struct EchoChild {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for EchoChild {
+    fn drop(&mut self) {
+        // Already gone is fine.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_echo() -> Result<EchoChild, BenchError> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["echo-server", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BenchError::Echo("no stdout".into()))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ws://")
+        .and_then(|a| a.parse().ok());
+    match addr {
+        Some(addr) => Ok(EchoChild { child, addr }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(BenchError::Echo(format!("unexpected first line {line:?}")))
+        }
+    }
+}
+
+/// Prints/saves the report and draws charts.
+fn finish(common: &CommonArgs, points: Vec<Point>) -> Result<(), BenchError> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let report = Report::new(command, points);
+    let json = report.json_line();
+    match common.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => {
+            eprint!("{}", report.table());
+            println!("{json}");
+        }
+        Some(p) => {
+            print!("{}", report.table());
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?;
+            writeln!(f, "{json}")?;
+        }
+        None => print!("{}", report.table()),
+    }
+    if let Some(dir) = &common.plot {
+        for chart in crate::plot::charts(&report) {
+            match crate::plot::write_chart(dir, &chart) {
+                Ok(files) => {
+                    for f in files {
+                        eprintln!("wrote {}", f.display());
+                    }
+                }
+                Err(e) => eprintln!("warning: chart {} not written: {e}", chart.file_stem),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> Result<(), BenchError> {
+    match cli.command {
+        Cmd::EchoServer { listen } => {
+            let listener = crate::echo::bind(listen).await?;
+            println!("listening on ws://{}", listener.local_addr()?);
+            std::io::stdout().flush()?;
+            let stop = async {
+                // Without a signal handler we simply run until killed.
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            crate::echo::serve(listener, stop).await
+        }
+        Cmd::Pingpong(a) => {
+            let relay = a.common.common()?;
+            let args = scenario::pingpong::Args {
+                rooms: a.common.rooms.clone(),
+                payload_bytes: a.payload,
+                duration: secs("--duration", a.duration)?,
+                warmup: secs("--warmup", a.warmup)?,
+                runs: a.common.runs,
+                settle: secs("--settle", a.settle)?,
+            };
+            args.check()?;
+            let child = if a.spawn_echo {
+                Some(spawn_echo()?)
+            } else {
+                None
+            };
+            let echo = match (&child, &a.echo_url) {
+                (Some(c), _) => Some(Common {
+                    sources: Sources::new(&Target { addr: c.addr }, a.common.sources),
+                    target: Target { addr: c.addr },
+                    server_pid: Some(c.child.id()),
+                    ..relay.clone()
+                }),
+                (None, Some(url)) => {
+                    let t = Target::parse(url)?;
+                    Some(Common {
+                        sources: Sources::new(&t, a.common.sources),
+                        target: t,
+                        server_pid: a.echo_pid,
+                        ..relay.clone()
+                    })
+                }
+                (None, None) => None,
+            };
+            let points = scenario::pingpong::run(&relay, echo.as_ref(), &args).await?;
+            drop(child);
+            finish(&a.common, points)
+        }
+        Cmd::Idle(a) => {
+            let c = a.common.common()?;
+            let args = scenario::idle::Args {
+                rooms: a.common.rooms.clone(),
+                settle: secs("--settle", a.settle)?,
+                hold: secs("--hold", a.hold)?,
+                runs: a.common.runs,
+            };
+            let points = scenario::idle::run(&c, &args).await?;
+            finish(&a.common, points)
+        }
+        Cmd::Deaddrop(a) => {
+            let c = a.common.common()?;
+            let args = scenario::deaddrop::Args {
+                rooms: a.common.rooms.clone(),
+                payload_bytes: a.payload,
+                settle: secs("--settle", a.settle)?,
+                verify: a.verify,
+                runs: a.common.runs,
+            };
+            let points = scenario::deaddrop::run(&c, &args).await?;
+            finish(&a.common, points)
+        }
+        Cmd::Joins(a) => {
+            let c = a.common.common()?;
+            let args = scenario::joins::Args {
+                rooms: a.common.rooms.clone(),
+                runs: a.common.runs,
+            };
+            let points = scenario::joins::run(&c, &args).await?;
+            finish(&a.common, points)
+        }
+    }
+}
