@@ -264,7 +264,7 @@ impl Reader {
         let cmd = Command::Op {
             conn: self.conn,
             reference: reference.clone(),
-            op,
+            op: Box::new(op),
         };
         if handle.tx.send_timeout(cmd, SEND_TIMEOUT).await.is_err() {
             if let Some(r) = reference {

@@ -113,6 +113,11 @@ impl Relay {
         self.shared.rooms.live()
     }
 
+    /// Number of dead-drop rooms: holding a message with no socket open and no actor running.
+    pub fn parked_rooms(&self) -> usize {
+        self.shared.rooms.parked()
+    }
+
     /// Graceful shutdown: stop accepting, close every socket with 1001, stop the room actors (their
     /// messages are gone, by design), and flush the store.
     pub async fn shutdown(self) {

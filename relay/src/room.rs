@@ -4,8 +4,8 @@
 //! (memory only; a restart loses it by design). The way in is a bounded mailbox of [`Command`]s; it
 //! answers joins over a oneshot and every other event by writing the reply frame into the
 //! requesting socket's outbox, after any broadcast that event caused, so ordering holds by
-//! construction. The actor exits once it has no sockets and no message; the room lives on in the
-//! store.
+//! construction. The actor exits once it has no sockets; a message it holds is parked in the
+//! registry until the next join, and the room itself lives on in the store.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub enum Command {
     Op {
         conn: u64,
         reference: Option<String>,
-        op: Op,
+        op: Box<Op>,
     },
     /// The socket closed.
     Leave { conn: u64 },
@@ -103,8 +103,10 @@ struct Member {
     kill: CancellationToken,
 }
 
-struct Message {
-    id: String,
+/// The room's one message. Kept compact: a parked room (no socket) costs little more than this.
+#[derive(Debug)]
+pub(crate) struct Message {
+    id: uuid::Uuid,
     sender: [u8; 32],
     ciphertext: String,
     iv: String,
@@ -115,7 +117,7 @@ struct Message {
 impl Message {
     fn payload(&self) -> MessagePayload {
         MessagePayload {
-            id: self.id.clone(),
+            id: self.id.hyphenated().to_string(),
             sender_hash: to_hex64(&self.sender),
             ciphertext: self.ciphertext.clone(),
             iv: self.iv.clone(),
@@ -141,6 +143,7 @@ impl RoomActor {
         generation: u64,
         shared: Arc<Shared>,
         rx: mpsc::Receiver<Command>,
+        message: Option<Message>,
     ) -> Self {
         RoomActor {
             key,
@@ -148,19 +151,25 @@ impl RoomActor {
             shared,
             rx,
             record: None,
-            message: None,
+            message,
             members: Vec::new(),
         }
     }
 
-    /// Runs the room until it is idle or the relay shuts down, then unregisters it. Commands still
-    /// queued at exit are dropped unanswered; their senders see the closed oneshot and retry on a
-    /// fresh actor (only joins and sweeps can be queued then, and both are safe to repeat).
+    /// Runs the room until it is idle or the relay shuts down, then leaves the registry: a room
+    /// still holding a message (a dead drop with no socket open) is parked there as just its
+    /// message, and the next actor for the room takes it back. Commands still queued at exit are
+    /// dropped unanswered; their senders see the closed oneshot and retry on a fresh actor (only
+    /// joins and sweeps can be queued then, and both are safe to repeat).
     pub(crate) async fn run(mut self) {
         if let Err(e) = self.run_inner().await {
             warn!(error = %e, "room actor stopped on an internal error");
         }
-        self.shared.rooms.unregister(&self.key, self.generation);
+        let keep = self.record.is_some() && !self.shared.cancel.is_cancelled();
+        match self.message.take() {
+            Some(message) if keep => self.shared.rooms.park(&self.key, self.generation, message),
+            _ => self.shared.rooms.unregister(&self.key, self.generation),
+        }
         self.rx.close();
         while self.rx.try_recv().is_ok() {}
         for m in self.members.drain(..) {
@@ -197,7 +206,7 @@ impl RoomActor {
                 }
             }
             self.members.retain(|m| !m.out.is_closed());
-            if self.members.is_empty() && self.message.is_none() {
+            if self.members.is_empty() {
                 return Ok(());
             }
         }
@@ -219,7 +228,7 @@ impl RoomActor {
                     // Removed (slow, or the room expired) while the event was queued.
                     return Ok(());
                 };
-                let result = self.op(idx, reference.clone(), op).await;
+                let result = self.op(idx, reference.clone(), *op).await;
                 if let (Some(r), Some(result)) = (reference, result) {
                     let frame = match result {
                         Ok(ok) => ok,
@@ -450,7 +459,7 @@ impl RoomActor {
                     return Some(Err(RelayError::NotYourTurn));
                 }
                 let msg = Message {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: uuid::Uuid::new_v4(),
                     sender,
                     ciphertext,
                     iv,
@@ -461,7 +470,7 @@ impl RoomActor {
                 let ok = reply_ok(
                     "",
                     &SendOk {
-                        message_id: msg.id.clone(),
+                        message_id: msg.id.hyphenated().to_string(),
                     },
                 );
                 self.message = Some(msg);
@@ -471,7 +480,7 @@ impl RoomActor {
             }
             Op::ReadReceipt { message_id } => {
                 if let Some(m) = self.message.as_mut() {
-                    if m.id == message_id && m.read_at_ms.is_none() && m.sender != sender {
+                    if is_id(m, &message_id) && m.read_at_ms.is_none() && m.sender != sender {
                         m.read_at_ms = Some(now);
                         let frame = Bytes::from(Broadcast::MessageRead { message_id }.encode());
                         self.broadcast(&frame, None);
@@ -487,7 +496,7 @@ impl RoomActor {
                 let Some(m) = self
                     .message
                     .as_mut()
-                    .filter(|m| m.id == message_id && m.sender == sender)
+                    .filter(|m| is_id(m, &message_id) && m.sender == sender)
                 else {
                     return Some(Err(RelayError::NotFound));
                 };
@@ -511,7 +520,7 @@ impl RoomActor {
                 let Some(m) = self
                     .message
                     .as_ref()
-                    .filter(|m| m.id == message_id && m.sender == sender)
+                    .filter(|m| is_id(m, &message_id) && m.sender == sender)
                 else {
                     return Some(Err(RelayError::NotFound));
                 };
@@ -617,6 +626,11 @@ impl RoomActor {
         });
         self.shared.metrics.slow_consumer(conns.len());
     }
+}
+
+/// Whether a client's `message_id` names message `m` (ids are UUIDs; anything else names nothing).
+fn is_id(m: &Message, message_id: &str) -> bool {
+    uuid::Uuid::try_parse(message_id).is_ok_and(|id| id == m.id)
 }
 
 fn join_ok(rec: &RoomRecord, current: Option<MessagePayload>, failed: Option<u32>) -> JoinOk {

@@ -48,3 +48,45 @@ async fn create_pair_and_exchange() {
 
     relay.shutdown().await;
 }
+
+/// A room left holding a message with no socket open costs no actor: it is parked as just its
+/// message, and the next join gets the message back.
+#[tokio::test]
+async fn dead_drop_rooms_park_and_wake() {
+    let relay = TestRelay::start().await;
+    let room = random_hex();
+    let (a, b) = (Who::new(), Who::new());
+    let mut pa = relay.ws(&room).await;
+    pa.join(&a).await;
+    let mut pb = relay.ws(&room).await;
+    assert_eq!(pb.join(&b).await["ok"]["awaiting_party"], false);
+    assert_eq!(pa.json().await["event"], "party_paired");
+    let r = pa.push("send_message", body(200)).await;
+    assert_eq!(pa.json().await["event"], "new_message");
+    let id = pa.json().await;
+    assert_eq!(id["ref"], r.as_str());
+    let id = id["ok"]["message_id"].as_str().unwrap().to_owned();
+    drop(pa);
+    drop(pb);
+
+    let r = relay.relay.as_ref().unwrap();
+    let mut waited = 0;
+    while (r.live_rooms(), r.parked_rooms()) != (0, 1) {
+        assert!(
+            waited < 200,
+            "room did not park: live {} parked {}",
+            r.live_rooms(),
+            r.parked_rooms()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+
+    let mut pb = relay.ws(&room).await;
+    let j = pb.join(&b).await;
+    assert_eq!(j["ok"]["current_message"]["id"], id.as_str(), "{j}");
+    assert_eq!(j["ok"]["current_message"]["sender_hash"], a.sender.as_str());
+    assert_eq!(r.parked_rooms(), 0);
+    assert_eq!(r.live_rooms(), 1);
+    relay.shutdown().await;
+}
