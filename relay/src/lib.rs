@@ -14,6 +14,8 @@
 //! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
 //! existence, seats, counters, locks and TTLs.
 
+// No unwrap on the network path; tests may.
+#![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod clock;
