@@ -474,8 +474,9 @@ function renderTtl() {
   const left = s.ttl - Date.now();
   const hours = left / 3600000;
   let text;
-  if (hours >= 48) text = `Channel expires in ${Math.floor(hours / 24)} days`;
-  else if (hours >= 1) text = `Channel expires in ${Math.floor(hours)} ${Math.floor(hours) === 1 ? 'hour' : 'hours'}`;
+  // Rounded up: a fresh 7-day channel reads "7 days", not "6 days" a few milliseconds later.
+  if (hours > 48) text = `Channel expires in ${Math.ceil(hours / 24)} days`;
+  else if (hours >= 1) text = `Channel expires in ${Math.ceil(hours)} hours`;
   else text = 'Channel expires in less than an hour';
   el.textContent = text;
   el.classList.toggle('soon', hours <= 48);
@@ -691,6 +692,8 @@ async function onBroadcast(event, data) {
     case 'new_message': {
       await addMessage(data);
       const last = current();
+      // Whoever sent it has stopped typing.
+      if (last && !last.mine) hideTyping();
       render();
       if (last && !last.mine && last.text !== null) say('New message.');
       if (last && last.text === null) say('A message arrived that could not be decrypted.');
@@ -726,9 +729,7 @@ async function onBroadcast(event, data) {
     case 'counterparty_typing':
       $('typing').hidden = false;
       window.clearTimeout(typingTimer);
-      typingTimer = window.setTimeout(() => {
-        $('typing').hidden = true;
-      }, TYPING_SHOWN_MS);
+      typingTimer = window.setTimeout(hideTyping, TYPING_SHOWN_MS);
       break;
     case 'room_expired':
       expired();
@@ -746,6 +747,11 @@ async function onBroadcast(event, data) {
     default:
       break;
   }
+}
+
+function hideTyping() {
+  window.clearTimeout(typingTimer);
+  $('typing').hidden = true;
 }
 
 function onComposerInput() {
@@ -794,6 +800,7 @@ function dropKeys() {
   s.accessHash = null;
   s.senderHash = null;
   clearThread();
+  hideTyping();
   window.clearTimeout(idleTimer);
   window.clearTimeout(hiddenTimer);
   window.clearInterval(ttlTimer);

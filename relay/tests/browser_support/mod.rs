@@ -179,10 +179,6 @@ impl Browser {
         Ok(self.client.execute(script, vec![]).await?)
     }
 
-    pub async fn js_with(&self, script: &str, args: Vec<Value>) -> TestResult<Value> {
-        Ok(self.client.execute(script, args).await?)
-    }
-
     /// Polls `expr` (a JS expression) until it is truthy; `what` names the wait in the error.
     pub async fn wait_for(&self, what: &str, expr: &str) -> TestResult {
         let script = format!("return !!({expr});");
@@ -212,19 +208,30 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) -> TestResult {
-        self.client.find(Locator::Css(css)).await?.click().await?;
-        Ok(())
+        let done = async {
+            self.client.find(Locator::Css(css)).await?.click().await?;
+            TestResult::Ok(())
+        };
+        done.await
+            .map_err(|e| format!("{}: click {css}: {e}", self.name).into())
     }
 
     pub async fn type_into(&self, css: &str, text: &str) -> TestResult {
-        let field = self.client.find(Locator::Css(css)).await?;
-        field.clear().await?;
-        field.send_keys(text).await?;
-        Ok(())
+        let done = async {
+            let field = self.client.find(Locator::Css(css)).await?;
+            field.clear().await?;
+            field.send_keys(text).await?;
+            TestResult::Ok(())
+        };
+        done.await
+            .map_err(|e| format!("{}: type into {css}: {e}", self.name).into())
     }
 
     pub async fn text(&self, css: &str) -> TestResult<String> {
-        Ok(self.client.find(Locator::Css(css)).await?.text().await?)
+        let done =
+            async { TestResult::Ok(self.client.find(Locator::Css(css)).await?.text().await?) };
+        done.await
+            .map_err(|e| format!("{}: text of {css}: {e}", self.name).into())
     }
 
     /// Saves the page at 360 px and at 1280 px wide as `{name}-360.png` and `{name}-1280.png`.
