@@ -1,4 +1,4 @@
-//! Per-IP admission limits (governor): WebSocket upgrades and look-ups, and room creations.
+//! Per-IP admission limits (governor): WebSocket upgrades, `exists` look-ups, room creations.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -7,10 +7,13 @@ use std::time::Duration;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Both per-IP limiters; `None` where the operator set the limit to 0 (unlimited).
+/// The per-IP limiters; `None` where the operator set the limit to 0 (unlimited). Look-ups have
+/// the upgrades' quota but their own buckets, so a client's look-up before it connects does not
+/// eat into its connections.
 #[derive(Debug)]
 pub struct Limiters {
     upgrades: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    lookups: Option<DefaultKeyedRateLimiter<IpAddr>>,
     creates: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
 }
@@ -39,6 +42,7 @@ impl Limiters {
     pub fn new(upgrades_per_min: u32, creates_per_min: u32) -> Self {
         Limiters {
             upgrades: per_minute(upgrades_per_min),
+            lookups: per_minute(upgrades_per_min),
             creates: per_minute(creates_per_min),
             clock: DefaultClock::default(),
         }
@@ -47,6 +51,16 @@ impl Limiters {
     /// `Err(wait)` when `ip` has used its upgrades for now.
     pub fn allow_upgrade(&self, ip: IpAddr) -> Result<(), Duration> {
         match &self.upgrades {
+            None => Ok(()),
+            Some(l) => l
+                .check_key(&bucket(ip))
+                .map_err(|not_until| not_until.wait_time_from(self.clock.now())),
+        }
+    }
+
+    /// `Err(wait)` when `ip` has used its `exists` look-ups for now.
+    pub fn allow_lookup(&self, ip: IpAddr) -> Result<(), Duration> {
+        match &self.lookups {
             None => Ok(()),
             Some(l) => l
                 .check_key(&bucket(ip))
@@ -63,7 +77,10 @@ impl Limiters {
 
     /// Forgets IPs whose buckets are full again, so the maps do not grow with every visitor.
     pub fn prune(&self) {
-        for l in [&self.upgrades, &self.creates].into_iter().flatten() {
+        for l in [&self.upgrades, &self.lookups, &self.creates]
+            .into_iter()
+            .flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }

@@ -128,7 +128,7 @@ fn exists(hash: &str, ip: IpAddr, shared: &Shared) -> Response<Body> {
     let Some(key) = hex64(hash) else {
         return json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_room_hash"}"#);
     };
-    if let Err(wait) = shared.limits.allow_upgrade(ip) {
+    if let Err(wait) = shared.limits.allow_lookup(ip) {
         return too_many(wait);
     }
     let now = shared.clock.now_ms();
