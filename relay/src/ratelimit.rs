@@ -50,17 +50,20 @@ impl Limiters {
 
     /// `Err(wait)` when `ip` has used its upgrades for now.
     pub fn allow_upgrade(&self, ip: IpAddr) -> Result<(), Duration> {
-        match &self.upgrades {
-            None => Ok(()),
-            Some(l) => l
-                .check_key(&bucket(ip))
-                .map_err(|not_until| not_until.wait_time_from(self.clock.now())),
-        }
+        self.check(&self.upgrades, ip)
     }
 
     /// `Err(wait)` when `ip` has used its `exists` look-ups for now.
     pub fn allow_lookup(&self, ip: IpAddr) -> Result<(), Duration> {
-        match &self.lookups {
+        self.check(&self.lookups, ip)
+    }
+
+    fn check(
+        &self,
+        limiter: &Option<DefaultKeyedRateLimiter<IpAddr>>,
+        ip: IpAddr,
+    ) -> Result<(), Duration> {
+        match limiter {
             None => Ok(()),
             Some(l) => l
                 .check_key(&bucket(ip))
