@@ -272,3 +272,13 @@ pub async fn raw_recv(ws: &mut stelgano_client::ws::WsStream) -> Got {
         }
     }
 }
+
+/// Moves tokio's clock (and with it the relay's wall clock) `d` ahead at once, then lets time run
+/// on. Tests run in real time and jump only here: with a permanently paused clock tokio would
+/// auto-advance while the relay awaits sled's flush (finished on a sled thread, invisible to
+/// tokio) and fire every pending timeout. Needs the current-thread runtime of `#[tokio::test]`.
+pub async fn jump(d: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(d).await;
+    tokio::time::resume();
+}
