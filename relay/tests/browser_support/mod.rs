@@ -247,15 +247,18 @@ impl Browser {
                     vec![],
                 )
                 .await?;
-            // Grow the window to the page's height (capped) so the picture shows the whole screen.
-            let full = self
-                .js("return document.documentElement.scrollHeight")
+            // Grow the window by what the page overflows its viewport (capped), so the picture
+            // shows the whole screen.
+            let overflow = self
+                .js("return document.documentElement.scrollHeight - window.innerHeight")
                 .await?
-                .as_u64()
-                .unwrap_or(u64::from(height));
-            let full = u32::try_from(full).unwrap_or(height).clamp(height, 2400);
-            if full > height {
-                self.client.set_window_size(width, full).await?;
+                .as_i64()
+                .unwrap_or(0);
+            if overflow > 0 {
+                let taller = (i64::from(height) + overflow).min(2400);
+                self.client
+                    .set_window_size(width, u32::try_from(taller).unwrap_or(height))
+                    .await?;
             }
             let png = self.client.screenshot().await?;
             std::fs::write(dir.join(format!("{name}-{width}.png")), png)?;
