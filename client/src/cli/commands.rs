@@ -218,8 +218,11 @@ async fn join(relay: &RelayUrl, code: Option<String>) -> Result<(), Failure> {
             Err(ClientError::Server(body))
                 if body.reason == Reason::OtpRequired && code.is_none() =>
             {
-                eprintln!("This channel waits for its second party; enter the pairing code you were given.");
-                code = Some(secrets::pairing_code()?);
+                // Without a terminal to ask on, say what is missing rather than fail the prompt.
+                match secrets::pairing_code() {
+                    Ok(typed) => code = Some(typed),
+                    Err(_) => return Err(explain_join(ClientError::Server(body), false)),
+                }
             }
             Err(e) => return Err(explain_join(e, code.is_some())),
         }

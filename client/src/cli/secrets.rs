@@ -72,5 +72,8 @@ pub fn pin(confirm: bool) -> Result<Zeroizing<String>, ClientError> {
 
 /// A pairing code typed at the terminal.
 pub fn pairing_code() -> Result<Zeroizing<String>, ClientError> {
-    prompt_line("Pairing code (XXXX-XXXX): ").map_err(|e| no_terminal("pairing code", "--code", e))
+    prompt_line(
+        "This channel waits for its second party.\nPairing code you were given (XXXX-XXXX): ",
+    )
+    .map_err(|e| no_terminal("pairing code", "--code", e))
 }
