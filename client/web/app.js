@@ -176,11 +176,18 @@ async function submitEntry(event) {
   await openChannel(phone, pin, create);
 }
 
+// Honest progress: PBKDF2 is one Web Crypto call with no progress of its own, so the bar counts
+// finished steps and the running step pulses.
+let withLookup = true;
+
 function progress(step) {
   $('derive-progress').value = step;
   $('derive-pct').textContent = `${Math.round((step / 3) * 100)}%`;
   for (const li of $('derive-steps').children) {
-    li.classList.toggle('done', Number(li.dataset.step) <= step);
+    const n = Number(li.dataset.step);
+    li.classList.toggle('done', n <= step);
+    li.classList.toggle('active', n === step + 1 || (!withLookup && step === 1 && n === 3));
+    if (n === 2) li.hidden = !withLookup;
   }
 }
 
@@ -208,14 +215,17 @@ function startKey() {
 
 async function awaitKey() {
   if (s.key) return s.key;
-  show('deriving');
-  progress(2);
+  if (screen !== 'deriving') {
+    progress(2);
+    show('deriving');
+  }
   const key = await s.keyPromise;
   progress(3);
   return key;
 }
 
 async function openChannel(phone, pin, create) {
+  withLookup = true;
   progress(0);
   show('deriving');
   try {
@@ -830,11 +840,12 @@ async function unlock(event) {
     focusField('unlock-pin');
     return;
   }
+  withLookup = false;
   progress(0);
   show('deriving');
   try {
     await deriveHashes(s.phone, pin);
-    progress(2);
+    progress(1);
     startKey();
     await awaitKey();
   } catch (_) {
