@@ -74,6 +74,9 @@ pub struct CommonArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Skip the rest of a set-up phase after this many failed rooms.
+    #[arg(long, default_value_t = 200)]
+    pub max_errors: u64,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +159,7 @@ impl CommonArgs {
             read_timeout: Duration::from_millis(self.read_timeout_ms.clamp(100, 120_000)),
             server_pid: self.server_pid,
             progress: !self.quiet,
+            max_errors: self.max_errors.max(1),
         })
     }
 }
@@ -202,9 +206,9 @@ fn spawn_echo() -> Result<EchoChild, BenchError> {
 }
 
 /// Prints/saves the report and draws charts.
-fn finish(common: &CommonArgs, points: Vec<Point>) -> Result<(), BenchError> {
+fn finish(common: &CommonArgs, points: Vec<Point>, load_start: String) -> Result<(), BenchError> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let report = Report::new(command, points);
+    let report = Report::with_start_load(command, points, load_start);
     let json = report.json_line();
     match common.json.as_deref() {
         Some(p) if p.as_os_str() == "-" => {
@@ -237,6 +241,7 @@ fn finish(common: &CommonArgs, points: Vec<Point>) -> Result<(), BenchError> {
 }
 
 pub async fn run(cli: Cli) -> Result<(), BenchError> {
+    let load = crate::report::loadavg();
     match cli.command {
         Cmd::EchoServer { listen } => {
             let listener = crate::echo::bind(listen).await?;
@@ -284,7 +289,7 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
             };
             let points = scenario::pingpong::run(&relay, echo.as_ref(), &args).await?;
             drop(child);
-            finish(&a.common, points)
+            finish(&a.common, points, load)
         }
         Cmd::Idle(a) => {
             let c = a.common.common()?;
@@ -295,7 +300,7 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
                 runs: a.common.runs,
             };
             let points = scenario::idle::run(&c, &args).await?;
-            finish(&a.common, points)
+            finish(&a.common, points, load)
         }
         Cmd::Deaddrop(a) => {
             let c = a.common.common()?;
@@ -307,7 +312,7 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
                 runs: a.common.runs,
             };
             let points = scenario::deaddrop::run(&c, &args).await?;
-            finish(&a.common, points)
+            finish(&a.common, points, load)
         }
         Cmd::Joins(a) => {
             let c = a.common.common()?;
@@ -316,7 +321,7 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
                 runs: a.common.runs,
             };
             let points = scenario::joins::run(&c, &args).await?;
-            finish(&a.common, points)
+            finish(&a.common, points, load)
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Point {
     pub joins_per_s: Option<f64>,
     pub errors: BTreeMap<String, u64>,
     pub server: Option<ServerUsage>,
+    /// The load generator's own CPU over the window, in percent of one core (it shares the box).
+    pub client_cpu_percent: Option<f64>,
 }
 
 /// Median figures of a group's runs.
@@ -66,6 +68,7 @@ pub struct Medians {
     pub cpu_us_per_op: Option<f64>,
     pub cpu_percent: Option<f64>,
     pub bytes_per_room: Option<f64>,
+    pub client_cpu_percent: Option<f64>,
     pub errors: u64,
 }
 
@@ -86,6 +89,10 @@ pub struct Machine {
     pub nproc: usize,
     pub cpu_model: String,
     pub kernel: String,
+    /// `/proc/loadavg` when the invocation started and when it ended: other work on the box
+    /// shows here.
+    pub loadavg_start: String,
+    pub loadavg_end: String,
 }
 
 impl Machine {
@@ -103,8 +110,17 @@ impl Machine {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default(),
+            loadavg_start: String::new(),
+            loadavg_end: loadavg(),
         }
     }
+}
+
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minute load averages).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Everything one invocation measured.
@@ -178,6 +194,7 @@ impl Medians {
             cpu_us_per_op: median_of(runs, |p| p.server.as_ref().and_then(|s| s.cpu_us_per_op)),
             cpu_percent: median_of(runs, |p| p.server.as_ref().map(|s| s.cpu_percent)),
             bytes_per_room: median_of(runs, |p| p.server.as_ref().and_then(|s| s.bytes_per_room)),
+            client_cpu_percent: median_of(runs, |p| p.client_cpu_percent),
             errors: runs.iter().map(|p| p.errors.values().sum::<u64>()).sum(),
         }
     }
@@ -225,11 +242,18 @@ pub fn group(points: Vec<Point>) -> Vec<Group> {
 
 impl Report {
     pub fn new(command: String, points: Vec<Point>) -> Report {
+        Report::with_start_load(command, points, String::new())
+    }
+
+    /// As [`Report::new`], recording the load average seen when the invocation started.
+    pub fn with_start_load(command: String, points: Vec<Point>, loadavg_start: String) -> Report {
+        let mut machine = Machine::detect();
+        machine.loadavg_start = loadavg_start;
         Report {
             tool: "stelgano-bench",
             version: env!("CARGO_PKG_VERSION"),
             date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            machine: Machine::detect(),
+            machine,
             command,
             groups: group(points),
         }

@@ -34,6 +34,7 @@ fn common(addr: std::net::SocketAddr) -> Common {
         // The relay runs in this process: the /proc path is exercised, the numbers mean little.
         server_pid: Some(std::process::id()),
         progress: false,
+        max_errors: 100,
     }
 }
 

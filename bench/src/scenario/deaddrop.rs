@@ -99,6 +99,10 @@ async fn measure(common: &Common, rooms: usize, args: &Args) -> Point {
     let made = bounded(rooms, common.concurrency, move |n| {
         let (c, errs, jl, pb, f) = (c.clone(), errs.clone(), jl.clone(), pb2.clone(), f.clone());
         async move {
+            if c.gave_up(&errs) {
+                pb.inc(1);
+                return None;
+            }
             let id = RoomIdentity::random(&mut rand::thread_rng());
             let r = drop_one(&c, &id, &f, n, &jl).await;
             pb.inc(1);

@@ -56,6 +56,10 @@ async fn measure(common: &Common, rooms: usize) -> Point {
     let paired = bounded(rooms, common.concurrency, move |n| {
         let (c, errs, jl, pb) = (c.clone(), errs.clone(), jl.clone(), pb2.clone());
         async move {
+            if c.gave_up(&errs) {
+                pb.inc(1);
+                return None;
+            }
             let id = RoomIdentity::random(&mut rand::thread_rng());
             let r = open_pair(&c, id, n, &jl).await;
             pb.inc(1);

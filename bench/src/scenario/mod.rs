@@ -47,6 +47,37 @@ pub struct Common {
     /// The relay's pid, for RSS and CPU from /proc.
     pub server_pid: Option<u32>,
     pub progress: bool,
+    /// Once this many rooms have failed, the rest of a set-up phase is skipped (a wedged relay
+    /// would otherwise cost one read timeout per remaining room).
+    pub max_errors: u64,
+}
+
+impl Common {
+    /// `true` once a phase has seen `max_errors` failures; skipped rooms count as `gave_up`.
+    pub fn gave_up(&self, errors: &Errors) -> bool {
+        if errors.total() >= self.max_errors {
+            errors.add("gave_up");
+            return true;
+        }
+        false
+    }
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        let target = Target {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        Common {
+            sources: Sources::new(&target, 1),
+            target,
+            concurrency: 1,
+            read_timeout: Duration::from_secs(10),
+            server_pid: None,
+            progress: false,
+            max_errors: 1_000,
+        }
+    }
 }
 
 /// Why one room's work failed; counted by reason.
@@ -277,6 +308,10 @@ pub async fn open_pairs(
         let errs = errs.clone();
         let pb = pb2.clone();
         async move {
+            if c.gave_up(&errs) {
+                pb.inc(1);
+                return None;
+            }
             let id = RoomIdentity::random(&mut rand::thread_rng());
             let r = open_pair(&c, id, n, &jl).await;
             pb.inc(1);

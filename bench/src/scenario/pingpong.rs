@@ -280,10 +280,11 @@ async fn measure(
         .map(|(key, s)| tokio::spawn(drive(s, key, shared.clone())))
         .collect();
     let cpu_probe = tokio::spawn(async move {
+        let me = Some(std::process::id());
         tokio::time::sleep_until(measure_from.into()).await;
-        let a = sample(pid);
+        let a = (sample(pid), sample(me));
         tokio::time::sleep_until(window.end.into()).await;
-        let b = sample(pid);
+        let b = (sample(pid), sample(me));
         (a, b)
     });
 
@@ -312,7 +313,14 @@ async fn measure(
         // A room task only fails by panicking; its messages are then simply not counted.
         delivered += t.await.unwrap_or(0);
     }
-    let (cpu_a, cpu_b) = cpu_probe.await.unwrap_or((None, None));
+    let ((cpu_a, me_a), (cpu_b, me_b)) = cpu_probe.await.unwrap_or(((None, None), (None, None)));
+    let client_cpu_percent = match (me_a, me_b) {
+        (Some(a), Some(b)) => Some(report::cpu_percent(
+            b.cpu.saturating_sub(a.cpu),
+            args.duration,
+        )),
+        _ => None,
+    };
     let peak = peak.map(PeakWatch::stop);
 
     let server = match (pid, before, loaded, cpu_a, cpu_b) {
@@ -347,5 +355,6 @@ async fn measure(
         joins_per_s: None,
         errors: errors.snapshot(),
         server,
+        client_cpu_percent,
     })
 }
