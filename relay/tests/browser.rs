@@ -315,9 +315,15 @@ async fn two_browsers_create_pair_and_talk() -> TestResult {
             if std::env::var("STELGANO_REQUIRE_SYSTEM_DEPS").as_deref() == Ok("1") {
                 panic!("browser test needs Chromium: {why}");
             }
-            eprintln!("\n==================== SKIP ====================");
-            eprintln!("SKIP browser e2e test: {why}");
-            eprintln!("==============================================\n");
+            // Written straight to stderr: libtest captures eprintln! of passing tests, and a skip
+            // must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n==================== SKIP ====================\n\
+                 SKIP browser e2e test: {why}\n\
+                 ==============================================\n"
+            );
             return Ok(());
         }
     };
@@ -630,6 +636,41 @@ async fn scenario(base: &str, alice: &mut Browser, bob: &mut Browser) -> TestRes
 
     assert_history_is_only_root(alice, alice_entries).await?;
     assert_history_is_only_root(bob, bob_entries).await?;
+
+    // Delete before read: with Alice locked, Bob sends, thinks better of it and deletes; the room is
+    // empty again, so it is still his turn, and Alice comes back to nothing new.
+    alice.click("#chat-lock").await?;
+    alice.wait_screen("locked").await?;
+    bob.type_into("#compose-text", "Actually, forget that")
+        .await?;
+    bob.click("#composer button[type=submit]").await?;
+    bob.wait_for(
+        "delivered",
+        "document.querySelector('#thread li.mine .meta')?.textContent === 'Delivered'",
+    )
+    .await?;
+    bob.click("#thread li.mine .msg-tools button:last-child")
+        .await?;
+    bob.wait_for(
+        "deleted",
+        "!document.querySelector('#thread li.mine') && !document.getElementById('composer').hidden",
+    )
+    .await?;
+    alice.type_into("#unlock-pin", "2468").await?;
+    alice.click("#unlock-go").await?;
+    alice.wait_screen("chat").await?;
+    assert_eq!(
+        alice
+            .js("return document.querySelectorAll('#thread li').length")
+            .await?,
+        0,
+        "the deleted message never reaches Alice"
+    );
+    assert!(!alice
+        .js("return document.getElementById('share').hidden")
+        .await?
+        .as_bool()
+        .unwrap());
 
     // Panic on Bob's side: /x lands on the clean landing page with nothing stored.
     bob.js("sessionStorage.setItem('stg:probe', '1')").await?;

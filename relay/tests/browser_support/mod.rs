@@ -40,10 +40,12 @@ fn find_on_path(names: &[&str]) -> Option<PathBuf> {
 pub fn find_tools() -> Result<Tools, String> {
     let chromium = std::env::var_os("STELGANO_CHROMIUM")
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
         .or_else(|| find_on_path(&["chromium", "chromium-browser", "google-chrome"]))
         .ok_or("chromium not found (Debian: apt-get install chromium)")?;
     let chromedriver = std::env::var_os("STELGANO_CHROMEDRIVER")
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
         .or_else(|| find_on_path(&["chromedriver"]))
         .ok_or("chromedriver not found (Debian: apt-get install chromium-driver)")?;
     Ok(Tools {
