@@ -32,7 +32,7 @@ async fn a_restart_keeps_room_id_ttl_and_seats_but_not_the_message() {
     let before = ok(&pa.join(&pair.a).await);
     assert_eq!(before["current_message"]["id"], msg.as_str());
 
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
     for p in [&mut pair.pa, &mut pair.pb, &mut pa] {
         expect_going_away(p).await;
     }
@@ -79,7 +79,7 @@ async fn a_restart_keeps_failure_counters_and_locks() {
         assert_error(&x.join(&Who::new()).await, "unauthorized");
     }
     drop(x);
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
 
     let mut pa = relay.ws(&pair.room).await;
     assert_eq!(ok(&pa.join(&pair.a).await)["failed_attempts"], 3);
@@ -92,7 +92,7 @@ async fn a_restart_keeps_failure_counters_and_locks() {
     assert_error(&x.join(&Who::new()).await, "locked");
     drop(x);
     drop(pa);
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
 
     // Still locked after the restart, and still only for guessers.
     let mut x = relay.ws(&pair.room).await;
@@ -122,7 +122,7 @@ async fn a_restart_keeps_the_pairing_code_and_its_failures() {
     }
     drop(pa);
     drop(pb);
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
 
     // The code is still required, and wrong codes go on counting from four.
     let mut pb = relay.ws(&room).await;
@@ -145,7 +145,7 @@ async fn a_restart_keeps_an_unused_pairing_code_usable() {
     let mut pa = relay.ws(&room).await;
     let first = ok(&pa.join_otp(&a, &otp).await);
     drop(pa);
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
     let mut pb = relay.ws(&room).await;
     let r = ok(&pb.join_otp(&b, &otp).await);
     assert_eq!(r["room_id"], first["room_id"]);
@@ -166,7 +166,7 @@ async fn a_restart_does_not_move_an_expiry() {
     let first = ok(&p.join(&a).await);
     drop(p);
     // The new relay has the default 7-day free TTL; the stored deadline is what counts.
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
     let mut p = relay.ws(&room).await;
     let r = ok(&p.join(&a).await);
     assert_eq!(r["ttl_expires_at"], first["ttl_expires_at"]);
@@ -193,7 +193,7 @@ async fn a_room_whose_ttl_passed_while_the_relay_was_down_is_gone() {
         r.shutdown().await;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    relay.restart(|_| {}).await;
+    restart(&mut relay, |_| {}).await;
 
     let mut gone = false;
     for _ in 0..100 {
@@ -219,7 +219,7 @@ async fn an_expired_room_stays_expired_after_a_restart() {
     assert_eq!(pair.pa.json().await["ref"], r.as_str());
     let (room, room_id, a) = (pair.room.clone(), pair.room_id.clone(), pair.a.clone());
     drop(pair);
-    relay.restart(quiet_timers).await;
+    restart(&mut relay, quiet_timers).await;
     assert!(!exists(relay.addr, &room).await);
     let mut p = relay.ws(&room).await;
     let r = ok(&p.join(&a).await);

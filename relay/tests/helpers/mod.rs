@@ -282,3 +282,27 @@ pub async fn jump(d: Duration) {
     tokio::time::advance(d).await;
     tokio::time::resume();
 }
+
+/// `TestRelay::restart`, but tolerant of sled releasing its file lock a moment after the old
+/// relay's store is dropped (its flusher thread still holds it; spacejam/sled#1289). Under load
+/// an immediate reopen fails with `WouldBlock`, so the start is retried for up to 2 s.
+pub async fn restart(relay: &mut TestRelay, tweak: impl Fn(&mut Config)) {
+    if let Some(old) = relay.relay.take() {
+        old.shutdown().await;
+    }
+    let mut last = None;
+    for _ in 0..40 {
+        let mut config = test_config(&relay.dir);
+        tweak(&mut config);
+        match stelgano_relay::Relay::start(config).await {
+            Ok(new) => {
+                relay.addr = new.local_addr();
+                relay.relay = Some(new);
+                return;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the relay did not restart on its data directory: {last:?}");
+}
