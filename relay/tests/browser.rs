@@ -446,6 +446,9 @@ async fn scenario(base: &str, alice: &mut Browser, bob: &mut Browser) -> TestRes
     alice.wait_screen("new_channel").await?;
     assert_eq!(alice.text("#new-num").await?, number);
     alice.screenshots("05-new-channel").await?;
+    // The vCard download (a blob: link) and the copy button must not trip the CSP or throw.
+    alice.click("#new-vcard").await?;
+    alice.click("#new-copy").await?;
     alice.type_into("#new-pin", "2468").await?;
     alice.click("#new-terms").await?;
     alice.click("#form-new button[type=submit]").await?;
