@@ -47,6 +47,9 @@ fn secrets_of(party: &Party) -> Secrets {
 fn assert_discreet(party: &Party, run: &Run) {
     let all = format!("{}\n{}", run.stdout, run.stderr);
     for (what, secret) in secrets_of(party) {
+        if secret.is_empty() {
+            continue;
+        }
         assert!(
             !all.contains(&secret),
             "output contains the {what}: {run:?}"
