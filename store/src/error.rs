@@ -22,6 +22,11 @@ pub enum StoreError {
     #[error("cannot encode room record: {0}")]
     Encode(String),
 
+    /// The blocking task that runs a flush panicked or was cancelled (the runtime is shutting
+    /// down), so the flush may not have happened.
+    #[error("store flush did not complete")]
+    FlushAborted,
+
     /// The data directory could not be created.
     #[error("cannot create store directory {path}: {source}")]
     Io {

@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{IVec, Transactional};
@@ -74,6 +75,31 @@ impl fmt::Debug for Store {
     }
 }
 
+/// How long [`Store::open`] keeps retrying while the database's lock file is held.
+///
+/// sled 0.34 releases its lock from a background thread after the last handle drops, so a
+/// store that was just closed in this process (a restart in a test, say) can look locked for a
+/// few milliseconds. A lock still held after this long belongs to someone else.
+const OPEN_LOCK_WAIT: Duration = Duration::from_secs(2);
+const OPEN_LOCK_POLL: Duration = Duration::from_millis(10);
+
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + OPEN_LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if is_lock_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(OPEN_LOCK_POLL);
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// sled 0.34 reports a held lock only as an `Other` I/O error with this message.
+fn is_lock_busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("could not acquire lock")
+}
+
 /// Why a transaction gave up before committing.
 #[derive(Debug)]
 enum Abort {
@@ -89,12 +115,12 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(dir)
             .cache_capacity(config.cache_bytes)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .mode(sled::Mode::LowSpace)
-            .open()?;
+            .mode(sled::Mode::LowSpace);
+        let db = open_waiting_for_lock(&sled_config)?;
         let rooms = db.open_tree(ROOMS_TREE)?;
         let expiry = db.open_tree(EXPIRY_TREE)?;
         // One scan at start-up buys an O(1) `room_count` for the life of the process.
@@ -162,6 +188,39 @@ impl Store {
         Ok(removed)
     }
 
+    /// Removes the record for `key` only if it is still due at `now_ms`, checking and removing
+    /// in one transaction. Returns whether it was removed.
+    ///
+    /// [`Store::due`] returns a snapshot; between it and a plain [`Store::remove`] the room's
+    /// actor may extend the TTL, and a sweeper would then delete a live room. This is the safe
+    /// way to act on `due`. A record that does not decode is reported as
+    /// [`StoreError::Corrupt`] and left for the caller to [`Store::remove`] if it chooses.
+    pub fn remove_if_due(&self, key: &RoomKey, now_ms: u64) -> Result<bool, StoreError> {
+        let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
+            let Some(old) = rooms.get(key)? else {
+                return Ok(false);
+            };
+            let old = record::decode(&old)
+                .map_err(|_| ConflictableTransactionError::Abort(Abort::OldRecordCorrupt))?;
+            if old.ttl_expires_at_ms > now_ms {
+                return Ok(false);
+            }
+            rooms.remove(&key[..])?;
+            expiry.remove(&index_key(old.ttl_expires_at_ms, key)[..])?;
+            Ok(true)
+        });
+        let removed = match split_abort(res)? {
+            Ok(removed) => removed,
+            Err(Abort::OldRecordCorrupt) => {
+                return Err(StoreError::Corrupt("room value does not decode"))
+            }
+        };
+        if removed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(removed)
+    }
+
     /// Whether a record exists for `key` (without decoding it).
     pub fn contains(&self, key: &RoomKey) -> Result<bool, StoreError> {
         Ok(self.rooms.contains_key(key)?)
@@ -170,8 +229,17 @@ impl Store {
     /// Writes every change made so far to disk and fsyncs. Once this returns, those changes
     /// survive a crash. sled does the work on its own thread pool, so this does not block the
     /// async runtime.
+    ///
+    /// Must be called from within a tokio runtime.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        // Not sled's `flush_async`: in 0.34 several of those in flight at once can miss their
+        // wake-up and hang for good (see `concurrent_flushes_all_complete`). The blocking flush
+        // on tokio's blocking pool has no such problem, and concurrent callers still share
+        // fsyncs because sled waits for whatever write makes their changes stable.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|_| StoreError::FlushAborted)??;
         Ok(())
     }
 
@@ -472,6 +540,26 @@ mod tests {
         assert_consistent(&store);
     }
 
+    #[test]
+    fn rapid_reopen_waits_for_the_previous_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..20u8 {
+            let store = open(dir.path());
+            assert_eq!(store.room_count(), usize::from(n));
+            store.put(&key(n), &rec(u64::from(n))).unwrap();
+        }
+    }
+
+    #[test]
+    fn open_fails_while_another_handle_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = open(dir.path());
+        let started = Instant::now();
+        let err = Store::open(dir.path(), &StoreConfig::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Sled(sled::Error::Io(ref e)) if is_lock_busy(e)));
+        assert!(started.elapsed() >= OPEN_LOCK_WAIT);
+    }
+
     #[tokio::test]
     async fn flush_then_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -485,6 +573,34 @@ mod tests {
         drop(store);
         let store = open(dir.path());
         assert_eq!(store.get(&key(1)).unwrap(), Some(rec(42)));
+    }
+
+    /// Room actors flush concurrently before durable replies. sled 0.34's own `flush_async`
+    /// can lose a wake-up when several are in flight and hang forever; this guards against
+    /// that coming back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..32u8 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                for i in 0..20u64 {
+                    store.put(&key(t), &rec(i)).unwrap();
+                    store.flush().await.unwrap();
+                }
+            });
+        }
+        let all = async {
+            while let Some(res) = tasks.join_next().await {
+                res.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("concurrent flushes hung");
+        assert_consistent(&store);
     }
 
     #[test]
@@ -510,6 +626,30 @@ mod tests {
         assert!(store.remove(&key(2)).unwrap());
         assert_eq!(store.room_count(), 1);
         assert_consistent(&store);
+    }
+
+    #[test]
+    fn remove_if_due_spares_extended_rooms() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.put(&key(1), &rec(10)).unwrap();
+        store.put(&key(2), &rec(20)).unwrap();
+        let due = store.due(20, 10).unwrap();
+        assert_eq!(due, vec![key(1), key(2)]);
+        // Room 2's actor extends it after the sweeper read the index.
+        store.put(&key(2), &rec(1_000)).unwrap();
+        assert!(store.remove_if_due(&key(1), 20).unwrap());
+        assert!(!store.remove_if_due(&key(2), 20).unwrap());
+        assert!(!store.remove_if_due(&key(3), 20).unwrap());
+        assert_eq!(store.get(&key(2)).unwrap(), Some(rec(1_000)));
+        assert_eq!(store.room_count(), 1);
+        assert_consistent(&store);
+
+        store.rooms.insert(key(2), &[9u8][..]).unwrap();
+        assert!(matches!(
+            store.remove_if_due(&key(2), u64::MAX),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
