@@ -726,7 +726,7 @@ async fn a_read_receipt_marks_the_message_read_and_tells_every_socket_without_a_
         .await;
     for p in [&mut pair.pb, &mut pair.pa, &mut pa2] {
         let d = expect_event(p, "message_read").await;
-        assert_eq!(d["message_id"], id.as_str(), "{d}");
+        assert_eq!(d, json!({"message_id": id}));
     }
     pair.pb.silent_for(150).await;
 

@@ -176,6 +176,11 @@ pub async fn send(peer: &mut Peer, data: Value) -> (String, Value) {
     let reply = peer.json().await;
     assert_eq!(reply["ref"], r.as_str(), "then the reply: {reply}");
     let id = ok(&reply)["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        reply["ok"],
+        json!({"message_id": id}),
+        "send's ok is {{message_id}}"
+    );
     assert_eq!(nm["data"]["id"], id.as_str(), "{nm} vs {reply}");
     (id, nm["data"].clone())
 }
