@@ -17,6 +17,7 @@
 //!   transactions that keep them in step.
 //! - `record`: [`RoomRecord`] and its parts, and their versioned encoding.
 //! - `error`: [`StoreError`], the crate's one error type.
+#![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
