@@ -1158,114 +1158,116 @@ async fn seat_claims_count_against_the_per_ip_creation_limit() {
     relay.shutdown().await;
 }
 
-/// Sends each (peer, join data) at once from its own task; returns (reply, time to reply).
-async fn timed_joins(joins: Vec<(Peer, Value)>) -> Vec<(Peer, Value, Duration)> {
-    let tasks: Vec<_> = joins
-        .into_iter()
-        .map(|(mut p, data)| {
-            tokio::spawn(async move {
-                let t = tokio::time::Instant::now();
-                let v = p.call("join", data).await;
-                let took = t.elapsed();
-                (p, v, took)
-            })
-        })
-        .collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
+/// The spec's floor and jitter, which the test config turns off.
+fn with_floor(c: &mut stelgano_relay::Config) {
+    quiet_timers(c);
+    let d = stelgano_relay::Config::default();
+    assert_eq!(d.join_floor, Duration::from_millis(500));
+    assert_eq!(d.join_jitter, Duration::from_millis(125));
+    c.join_floor = d.join_floor;
+    c.join_jitter = d.join_jitter;
+}
+
+/// A join and the (paused-clock) time its reply took.
+async fn timed_join(p: &mut Peer, data: Value) -> (Value, Duration) {
+    let t = tokio::time::Instant::now();
+    let v = p.call("join", data).await;
+    (v, t.elapsed())
 }
 
 fn assert_floor(label: &str, v: &Value, took: Duration) {
-    // The floor is the property; the upper bound only catches a reply held far too long (real
-    // time on a busy machine, so it is generous).
+    // On a paused clock the delay is exact: 500 ms plus a jitter of at most 125 ms.
     assert!(
         took >= Duration::from_millis(500),
         "{label}: reply after {took:?}, before the 500 ms floor: {v}"
     );
     assert!(
-        took < Duration::from_millis(2_500),
-        "{label}: reply after {took:?}: {v}"
+        took <= Duration::from_millis(625),
+        "{label}: reply after {took:?}, past floor + jitter: {v}"
     );
 }
 
-// Real time (about 2 s): see `helpers::jump` for why this suite does not run on a paused clock.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn every_join_reply_waits_for_the_time_floor() {
-    let relay = TestRelay::start_with(|c| {
-        let d = stelgano_relay::Config::default();
-        assert_eq!(d.join_floor, Duration::from_millis(500));
-        assert_eq!(d.join_jitter, Duration::from_millis(125));
-        c.join_floor = d.join_floor;
-        c.join_jitter = d.join_jitter;
-    })
-    .await;
-    let (r1, r2) = (random_hex(), random_hex());
+    let relay = TestRelay::start_with(with_floor).await;
+    let room = random_hex();
     let otp = random_hex();
-    let (a, b, c, d, e) = (Who::new(), Who::new(), Who::new(), Who::new(), Who::new());
-    let with = |w: &Who, otp: Value| json!({"sender_hash": w.sender, "access_hash": w.access, "otp_hash": otp});
+    let (a, b) = (Who::new(), Who::new());
+    let with = |w: &Who, otp: &str| json!({"sender_hash": w.sender, "access_hash": w.access, "otp_hash": otp});
+    let mut pa = relay.ws(&room).await;
+    let mut pb = relay.ws(&room).await;
+    let mut px = relay.ws(&room).await;
 
-    // Two creations: with and without a pairing code.
-    let got = timed_joins(vec![
-        (relay.ws(&r1).await, with(&a, json!(otp))),
-        (relay.ws(&r2).await, join_data(&c)),
-    ])
-    .await;
-    for (label, (_, v, took)) in ["create", "create without code"].iter().zip(&got) {
-        assert_eq!(ok(v)["awaiting_party"], true);
-        assert_floor(label, v, *took);
-    }
-
-    // Every other branch of the first seat's room, and a claim of the open one.
-    let got = timed_joins(vec![
+    let mut seen = Vec::new();
+    let (v, t) = timed_join(&mut pa, with(&a, &otp)).await;
+    assert_eq!(ok(&v)["awaiting_party"], true);
+    assert_floor("create", &v, t);
+    seen.push(t);
+    let cases = [
         (
-            relay.ws(&r1).await,
+            "invalid_sender",
             json!({"sender_hash": "x", "access_hash": a.access}),
         ),
         (
-            relay.ws(&r1).await,
+            "invalid_access",
             json!({"sender_hash": a.sender, "access_hash": "x"}),
         ),
-        (relay.ws(&r1).await, join_data(&b)),
-        (relay.ws(&r1).await, with(&b, json!(random_hex()))),
-        (relay.ws(&r1).await, join_data(&a)),
+        ("otp_required", join_data(&b)),
+        ("otp_invalid", with(&b, &random_hex())),
         (
-            relay.ws(&r1).await,
+            "invalid_sender",
             json!({"sender_hash": random_hex(), "access_hash": a.access}),
         ),
-        (relay.ws(&r2).await, join_data(&d)),
-    ])
-    .await;
-    let expect = [
-        "invalid_sender",
-        "invalid_access",
-        "otp_required",
-        "otp_invalid",
-        "",
-        "invalid_sender",
-        "",
     ];
-    for (want, (_, v, took)) in expect.iter().zip(&got) {
-        if want.is_empty() {
-            ok(v);
-        } else {
-            assert_error(v, want);
-        }
-        assert_floor(want, v, *took);
+    for (want, data) in cases {
+        let (v, t) = timed_join(&mut px, data).await;
+        assert_error(&v, want);
+        assert_floor(want, &v, t);
+        seen.push(t);
     }
+    let (v, t) = timed_join(&mut pb, with(&b, &otp)).await;
+    assert_eq!(ok(&v)["awaiting_party"], false);
+    assert_floor("claim", &v, t);
+    seen.push(t);
+    expect_event(&mut pa, "party_paired").await;
+    let (v, t) = timed_join(&mut px, join_data(&Who::new())).await;
+    assert_error(&v, "unauthorized");
+    assert_floor("unauthorized", &v, t);
+    seen.push(t);
+    let (v, t) = timed_join(&mut px, join_data(&a)).await;
+    assert_eq!(ok(&v)["awaiting_party"], false);
+    assert_floor("rejoin", &v, t);
+    seen.push(t);
+    // The extra delay is random: nine replies do not all wait the same time.
+    seen.sort();
+    seen.dedup();
+    assert!(seen.len() > 1, "no jitter: {seen:?}");
 
-    // A wrong PIN against a full room, and a rejoin of it.
-    let got = timed_joins(vec![
-        (relay.ws(&r2).await, join_data(&e)),
-        (relay.ws(&r2).await, join_data(&c)),
-    ])
+    // Other events are not held: on a paused clock a send takes no time at all.
+    let t = tokio::time::Instant::now();
+    send(&mut pa, body(10)).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(5),
+        "send: {:?}",
+        t.elapsed()
+    );
+    relay.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_join_waits_for_the_time_floor_too() {
+    let relay = TestRelay::start_with(|c| {
+        with_floor(c);
+        c.room_creates_per_min = 1;
+    })
     .await;
-    assert_error(&got[0].1, "unauthorized");
-    assert_floor("unauthorized", &got[0].1, got[0].2);
-    assert_eq!(ok(&got[1].1)["awaiting_party"], false);
-    assert_floor("rejoin", &got[1].1, got[1].2);
+    let mut p = relay.ws(&random_hex()).await;
+    let (v, t) = timed_join(&mut p, join_data(&Who::new())).await;
+    assert_floor("create", &v, t);
+    let mut q = relay.ws(&random_hex()).await;
+    let (v, t) = timed_join(&mut q, join_data(&Who::new())).await;
+    assert_error(&v, "rate_limited");
+    assert_floor("rate_limited", &v, t);
     relay.shutdown().await;
 }
 

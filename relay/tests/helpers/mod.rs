@@ -279,9 +279,9 @@ pub async fn raw_recv(ws: &mut stelgano_client::ws::WsStream) -> Got {
 }
 
 /// Moves tokio's clock (and with it the relay's wall clock) `d` ahead at once, then lets time run
-/// on. Tests run in real time and jump only here: with a permanently paused clock tokio would
-/// auto-advance while the relay awaits sled's flush (finished on a sled thread, invisible to
-/// tokio) and fire every pending timeout. Needs the current-thread runtime of `#[tokio::test]`.
+/// on. Suites that run in real time jump only here, at the moments they choose, so nothing else
+/// (the harness's receive timeouts, the relay's idle timers) is advanced behind their back. Needs
+/// the current-thread runtime of `#[tokio::test]` and a clock that is not already paused.
 pub async fn jump(d: Duration) {
     tokio::time::pause();
     tokio::time::advance(d).await;
