@@ -11,6 +11,8 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
     &STANDARD,
     GeneralPurposeConfig::new()
         .with_encode_padding(true)
+        // atob ignores stray low bits in the last character; so do we, to accept what it does.
+        .with_decode_allow_trailing_bits(true)
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
@@ -53,6 +55,11 @@ pub fn to_hex64(bytes: &[u8; 32]) -> String {
 
 /// Decodes base64 as the spec allows it; `None` for anything malformed.
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    // Padding is all or nothing: once there is a '=', the text must come in whole quanta (as
+    // `atob` demands); the engine alone would take "AA=" as if it were unpadded.
+    if s.contains('=') && s.len() % 4 != 0 {
+        return None;
+    }
     LENIENT_B64.decode(s).ok()
 }
 
@@ -101,6 +108,11 @@ mod tests {
         // url-safe alphabet and broken padding are rejected
         assert!(b64_decode("-_8=").is_none());
         assert!(b64_decode("aGk==").is_none());
+        assert!(b64_decode("AA=").is_none());
+        assert!(b64_decode("AAAAAA=").is_none());
+        assert_eq!(b64_decode("AA==").unwrap(), [0]);
+        assert_eq!(b64_decode("AA").unwrap(), [0]);
+        assert_eq!(b64_decode("AB==").unwrap(), [0]);
         assert!(b64_decode("a=Gk").is_none());
         assert!(b64_decode("a").is_none());
         assert_eq!(b64_encode(b"hi"), "aGk=");

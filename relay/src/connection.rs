@@ -91,9 +91,18 @@ pub(crate) async fn serve(
         }
     };
     shared.metrics.opened();
+    // The read half stays reachable outside fastwebsockets so that after refusing an oversized
+    // frame the relay can drain the unread rest before closing (see `linger`).
+    let raw_read = Arc::new(std::sync::Mutex::new(None));
     let (mut read, write) = ws.split(|io| {
         let (r, w) = tokio::io::split(io);
-        (r, BufWriter::with_capacity(2048, w))
+        if let Ok(mut slot) = raw_read.lock() {
+            *slot = Some(r);
+        }
+        (
+            SharedRead(raw_read.clone()),
+            BufWriter::with_capacity(2048, w),
+        )
     });
     // Frames count against the limit one by one here; `assemble` bounds the sum over fragments.
     read.set_max_message_size(shared.config.max_ws_message_bytes.saturating_add(1));
@@ -116,7 +125,7 @@ pub(crate) async fn serve(
         state: State::Unjoined,
         last_typing: None,
     };
-    reader.run(&mut read).await;
+    let ending = reader.run(&mut read).await;
     if let State::Joined { handle } = &reader.state {
         let leave = Command::Leave { conn: reader.conn };
         // If the room is gone or jammed, it prunes closed outboxes on its own.
@@ -126,7 +135,56 @@ pub(crate) async fn serve(
     // The writer ends once every outbox sender is gone (ours just dropped; the room's with
     // Leave) or it sent a close; a stuck writer is bounded by WRITE_TIMEOUT.
     let _ = writer.await;
+    if ending == Ending::Linger {
+        linger(SharedRead(raw_read)).await;
+    }
     shared.metrics.closed();
+}
+
+/// How the reader stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Done,
+    /// The client's data was cut off mid-message: drain it before closing.
+    Linger,
+}
+
+/// The socket's read half, shared between fastwebsockets and `linger`. The lock is only taken
+/// inside `poll_read` (never across an await) and is uncontended: one reader at a time.
+struct SharedRead(Arc<std::sync::Mutex<Option<ReadHalf<Io>>>>);
+
+impl tokio::io::AsyncRead for SharedRead {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut guard = match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match guard.as_mut() {
+            Some(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// After a close for an oversized frame, reads and discards what the client still sends (for up
+/// to 2 s or 1 MiB). Closing a TCP socket with unread data makes the kernel send a reset, which
+/// would destroy the close frame before the client reads it; draining first lets the client see
+/// 1009 and close cleanly.
+async fn linger(mut read: SharedRead) {
+    use tokio::io::AsyncReadExt;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut budget: usize = 1 << 20;
+    let mut scratch = vec![0u8; 8192];
+    while budget > 0 {
+        match tokio::time::timeout_at(deadline, read.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => budget = budget.saturating_sub(n),
+            _ => return,
+        }
+    }
 }
 
 struct Reader {
@@ -141,7 +199,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, read: &mut WebSocketRead<ReadHalf<Io>>) {
+    async fn run(&mut self, read: &mut WebSocketRead<SharedRead>) -> Ending {
         let idle = self.shared.config.idle_timeout;
         let max = self.shared.config.max_ws_message_bytes;
         let shutdown = self.shared.cancel.clone();
@@ -163,38 +221,38 @@ impl Reader {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = kill.cancelled() => return,
-                _ = shutdown.cancelled() => return,
+                _ = kill.cancelled() => return Ending::Done,
+                _ = shutdown.cancelled() => return Ending::Done,
                 r = timeout(idle, read.read_frame(&mut obligated)) => r,
             };
             let frame = match next {
                 Err(_) => {
                     self.close(1001, "idle_timeout").await;
-                    return;
+                    return Ending::Done;
                 }
                 Ok(Err(WebSocketError::FrameTooLarge)) => {
                     self.close(1009, "message_too_big").await;
-                    return;
+                    return Ending::Linger;
                 }
                 Ok(Err(e)) => {
                     debug!(error = %e, "websocket read ended");
-                    return;
+                    return Ending::Done;
                 }
                 Ok(Ok(frame)) => frame,
             };
             match frame.opcode {
-                OpCode::Close => return,
+                OpCode::Close => return Ending::Done,
                 OpCode::Ping | OpCode::Pong => continue,
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                     match assemble(&mut partial, frame.opcode, frame.fin, frame.payload, max) {
                         Assembled::More => continue,
                         Assembled::TooBig => {
                             self.close(1009, "message_too_big").await;
-                            return;
+                            return Ending::Linger;
                         }
                         Assembled::Bad => {
                             self.close(1002, "protocol_error").await;
-                            return;
+                            return Ending::Linger;
                         }
                         Assembled::Done(OpCode::Text, bytes) => self.on_text(&bytes).await,
                         Assembled::Done(_, _) => {
@@ -336,12 +394,8 @@ impl Reader {
         };
         let deadline = Instant::now() + cfg.join_floor + jitter;
 
-        if let State::Joined { handle } = std::mem::replace(&mut self.state, State::Unjoined) {
-            let _ = handle
-                .tx
-                .send_timeout(Command::Leave { conn: self.conn }, SEND_TIMEOUT)
-                .await;
-        }
+        // A join on a joined socket goes to the same room (the path names it): the actor swaps
+        // the membership if the new join succeeds and keeps the old one if it fails.
         let checked = match (
             data.sender_hash.as_deref().and_then(hex64),
             data.access_hash.as_deref().and_then(hex64),

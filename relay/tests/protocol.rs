@@ -652,7 +652,6 @@ async fn send_rejects_bad_base64_and_bad_ivs_with_invalid_encoding() {
 }
 
 #[tokio::test]
-#[ignore = "relay bug: incomplete base64 padding (\"AA=\", one '=' where two belong) is accepted"]
 async fn incomplete_padding_is_malformed_padding() {
     // §2: padding may be left out entirely (as atob allows), but malformed padding is
     // invalid_encoding. atob rejects "AA=" and "BwcHBwcHBwcHBw=" (a '=' in a length that is
@@ -1298,7 +1297,6 @@ async fn a_websocket_message_just_under_the_limit_is_an_ordinary_frame() {
 }
 
 #[tokio::test]
-#[ignore = "relay bug: the 1009 close is lost to a TCP reset (the unread rest of the message)"]
 async fn a_websocket_message_over_the_limit_closes_with_1009() {
     let relay = TestRelay::start().await;
     let limit = stelgano_relay::Config::default().max_ws_message_bytes;
