@@ -57,7 +57,7 @@ pub fn to_hex64(bytes: &[u8; 32]) -> String {
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     // Padding is all or nothing: once there is a '=', the text must come in whole quanta (as
     // `atob` demands); the engine alone would take "AA=" as if it were unpadded.
-    if s.contains('=') && s.len() % 4 != 0 {
+    if s.contains('=') && !s.len().is_multiple_of(4) {
         return None;
     }
     LENIENT_B64.decode(s).ok()
