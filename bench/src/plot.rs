@@ -80,6 +80,13 @@ where
         .x_desc("rooms")
         .y_desc(chart.y_label.as_str())
         .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| {
+            if y.abs() >= 100.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.1}")
+            }
+        })
         .draw()
         .map_err(e)?;
     for (i, s) in chart.series.iter().enumerate() {

@@ -342,17 +342,24 @@ impl Report {
                     .collect(),
             ),
             (
-                "cpu µs/op",
+                "server µs/op",
                 self.groups
                     .iter()
                     .map(|g| num(g.median.cpu_us_per_op, 1))
                     .collect(),
             ),
             (
-                "cpu %",
+                "server cpu %",
                 self.groups
                     .iter()
                     .map(|g| num(g.median.cpu_percent, 0))
+                    .collect(),
+            ),
+            (
+                "bench cpu %",
+                self.groups
+                    .iter()
+                    .map(|g| num(g.median.client_cpu_percent, 0))
                     .collect(),
             ),
             (
