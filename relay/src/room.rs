@@ -18,6 +18,7 @@ use stelgano_proto::server::{reply_error, reply_ok, Empty, JoinOk, SendOk};
 use stelgano_proto::{Broadcast, MessagePayload};
 use stelgano_store::{Guard, RoomKey, RoomRecord, Seat, Tier};
 use subtle::ConstantTimeEq;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -205,7 +206,12 @@ impl RoomActor {
                     self.expire(None).await?;
                 }
             }
-            self.members.retain(|m| !m.out.is_closed());
+            // A socket whose writer has gone is pruned here in case its Leave was lost, but only
+            // once the mailbox is empty: its last events (a receipt sent just before closing) may
+            // still be queued, and they count.
+            if self.rx.is_empty() {
+                self.members.retain(|m| !m.out.is_closed());
+            }
             if self.members.is_empty() {
                 return Ok(());
             }
@@ -595,27 +601,28 @@ impl RoomActor {
     /// is too slow for the room: it is dropped and its socket closed, so one stuck reader never
     /// holds up the room or grows memory.
     fn broadcast(&mut self, frame: &Bytes, skip_seat: Option<usize>) {
-        let mut dead = Vec::new();
+        let mut slow = Vec::new();
         for m in &self.members {
             if Some(m.seat) == skip_seat {
                 continue;
             }
-            if m.out.try_send(Outbound::Text(frame.clone())).is_err() {
-                dead.push(m.conn);
+            if let Err(TrySendError::Full(_)) = m.out.try_send(Outbound::Text(frame.clone())) {
+                slow.push(m.conn);
             }
+            // Closed: the socket is going; its Leave (or the idle prune) removes it.
         }
-        if !dead.is_empty() {
-            self.drop_members(&dead);
+        if !slow.is_empty() {
+            self.drop_slow(&slow);
         }
     }
 
     fn push(&mut self, out: &mpsc::Sender<Outbound>, conn: u64, item: Outbound) {
-        if out.try_send(item).is_err() {
-            self.drop_members(&[conn]);
+        if let Err(TrySendError::Full(_)) = out.try_send(item) {
+            self.drop_slow(&[conn]);
         }
     }
 
-    fn drop_members(&mut self, conns: &[u64]) {
+    fn drop_slow(&mut self, conns: &[u64]) {
         self.members.retain(|m| {
             if conns.contains(&m.conn) {
                 m.kill.cancel();

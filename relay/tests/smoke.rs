@@ -90,3 +90,37 @@ async fn dead_drop_rooms_park_and_wake() {
     assert_eq!(r.live_rooms(), 1);
     relay.shutdown().await;
 }
+
+/// Regression: a receipt sent just before a close frame must count. The socket's writer closes
+/// its outbox when it answers the close, possibly before the room reaches the queued receipt;
+/// the room used to prune the socket first and drop the receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_sent_right_before_closing_counts() {
+    let relay = TestRelay::start().await;
+    for i in 0..50 {
+        let room = random_hex();
+        let (a, b) = (Who::new(), Who::new());
+        let mut pa = relay.ws(&room).await;
+        pa.join(&a).await;
+        let mut pb = relay.ws(&room).await;
+        pb.join(&b).await;
+        assert_eq!(pa.json().await["event"], "party_paired");
+        pa.push("send_message", body(20)).await;
+        assert_eq!(pa.json().await["event"], "new_message");
+        let id = pa.json().await["ok"]["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        pa.close().await;
+        assert_eq!(pb.json().await["event"], "new_message");
+        pb.push("read_receipt", json!({"message_id": id})).await;
+        pb.close().await;
+        let mut again = relay.ws(&room).await;
+        let j = again.join(&a).await;
+        assert!(
+            !j["ok"]["current_message"]["read_at"].is_null(),
+            "iteration {i}: {j}"
+        );
+    }
+    relay.shutdown().await;
+}

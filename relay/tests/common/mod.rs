@@ -248,3 +248,20 @@ pub async fn http_get(addr: SocketAddr, path: &str, extra: &str) -> (u16, String
         .unwrap_or(0);
     (status, head.to_lowercase(), body.to_owned())
 }
+
+impl Peer {
+    /// Sends a close frame and waits for the relay's answer to it.
+    pub async fn close(mut self) {
+        self.ws
+            .write_frame(Frame::close(1000, b"logout"))
+            .await
+            .unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.ws.read_frame()).await {
+                Ok(Ok(f)) if f.opcode == OpCode::Close => return,
+                Ok(Ok(_)) => continue,
+                _ => return,
+            }
+        }
+    }
+}
