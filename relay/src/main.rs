@@ -137,6 +137,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let relay = match Relay::start(args.config()).await {
@@ -146,8 +147,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!(
-        "stelgano-relay listening on http://{} (data in {})",
+    tracing::info!(
+        "open http://{} in a browser; data in {}",
         relay.local_addr(),
         args.data_dir.display()
     );
