@@ -56,21 +56,24 @@ bench() { # NAME ARGS...
         --json "$OUT/results.jsonl" --plot "$OUT/plots" --quiet | tee "$OUT/$name.txt"
 }
 
-# Set-up joins run one at a time (--concurrency 1): see "sled flush deadlock" in BENCHMARKS.md.
+git rev-parse HEAD >"$OUT/commit.txt"
+git status --short -- relay store proto >>"$OUT/commit.txt"
+
 start_relay --join-floor-ms 0 --join-jitter-ms 0
 bench pingpong pingpong --rooms 10,100,1000,5000 --runs 3 --payload 200 --duration 10 --warmup 2 \
-    --spawn-echo --concurrency 1
+    --spawn-echo
 stop_relay
 
 start_relay --join-floor-ms 0 --join-jitter-ms 0
-bench idle idle --rooms 1000,9000 --concurrency 1 --settle 3 --hold 5
+bench idle idle --rooms 1000,9000 --settle 3 --hold 5
 stop_relay
 
 start_relay --join-floor-ms 0 --join-jitter-ms 0
-bench deaddrop deaddrop --rooms 100000 --payload 200 --concurrency 1 --settle 5 --verify 20
+bench deaddrop deaddrop --rooms 100000 --payload 200 --settle 5 --verify 20
 stop_relay
 
 # The joins scenario keeps the relay's default time floor (500 ms + up to 125 ms).
 start_relay
-bench joins joins --rooms 50 --concurrency ${JOIN_CONCURRENCY:-1}
+# 2,048 rooms in flight = 4,096 sockets; throughput is bounded by concurrency / floor.
+bench joins joins --rooms 10000 --concurrency 2048
 stop_relay

@@ -20,6 +20,10 @@ use crate::target::{Sources, Target};
     about = "Load generator and baseline for the stelgano relay (loopback only)"
 )]
 pub struct Cli {
+    /// Runtime threads of the load generator (1 = a single-threaded runtime). It shares the box
+    /// with the server it measures.
+    #[arg(long, global = true, default_value_t = 2)]
+    pub threads: usize,
     #[command(subcommand)]
     pub command: Cmd,
 }

@@ -1,4 +1,4 @@
-//! The `stelgano-bench` binary: parses flags, builds a multi-thread runtime, runs the command.
+//! The `stelgano-bench` binary: parses flags, builds the runtime (`--threads`), runs the command.
 
 use std::process::ExitCode;
 
@@ -6,10 +6,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = stelgano_bench::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cli.threads.min(64));
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("stelgano-bench: cannot start the runtime: {e}");
