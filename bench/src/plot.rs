@@ -241,7 +241,12 @@ mod tests {
     #[test]
     fn writes_svg_and_png_when_a_font_is_present() {
         if !font_ready() {
-            eprintln!("SKIPPED: no DejaVu Sans font (apt-get install fonts-dejavu-core)");
+            let required = std::env::var("STELGANO_REQUIRE_SYSTEM_DEPS").as_deref() == Ok("1");
+            assert!(
+                !required,
+                "no DejaVu Sans font and STELGANO_REQUIRE_SYSTEM_DEPS=1 (apt-get install fonts-dejavu-core)"
+            );
+            eprintln!("*** SKIPPED: no DejaVu Sans font; apt-get install fonts-dejavu-core ***");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
