@@ -19,6 +19,47 @@ pub struct MessagePayload {
     pub inserted_at: String,
 }
 
+/// A borrowed view of a [`MessagePayload`] with the same wire shape, so the relay can encode a
+/// `new_message` without copying the ciphertext first.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MessageRef<'a> {
+    pub id: &'a str,
+    pub sender_hash: &'a str,
+    pub ciphertext: &'a str,
+    pub iv: &'a str,
+    pub read_at: Option<&'a str>,
+    pub inserted_at: &'a str,
+}
+
+impl MessageRef<'_> {
+    /// The `new_message` broadcast carrying this message.
+    pub fn encode_new_message(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Frame<'a> {
+            event: &'static str,
+            data: &'a MessageRef<'a>,
+        }
+        let mut out = Vec::with_capacity(160 + self.ciphertext.len());
+        // Serialising borrowed strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(
+            &mut out,
+            &Frame {
+                event: "new_message",
+                data: self,
+            },
+        );
+        out
+    }
+}
+
+/// JSON text of `value`, written into a buffer sized for a typical frame up front.
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    // Serialising the protocol's plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, value);
+    out
+}
+
 /// `ok` of a successful `join`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinOk {
@@ -104,8 +145,7 @@ pub enum Broadcast {
 impl Broadcast {
     /// The frame's JSON text.
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising these plain structs cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        to_json(self)
     }
 
     /// The wire name of the broadcast.
@@ -139,12 +179,12 @@ struct ErrFrame<'a> {
 
 /// `{"ref": reference, "ok": ok}` as JSON text.
 pub fn reply_ok<T: Serialize>(reference: &str, ok: &T) -> Vec<u8> {
-    serde_json::to_vec(&OkFrame { reference, ok }).unwrap_or_default()
+    to_json(&OkFrame { reference, ok })
 }
 
 /// `{"ref": reference, "error": error}` as JSON text.
 pub fn reply_error(reference: &str, error: &ErrorBody) -> Vec<u8> {
-    serde_json::to_vec(&ErrFrame { reference, error }).unwrap_or_default()
+    to_json(&ErrFrame { reference, error })
 }
 
 /// Any frame the relay sends, as a client reads it.
@@ -293,6 +333,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_borrowed_payload_encodes_like_the_owned_one(p in payload()) {
+            let r = MessageRef {
+                id: &p.id,
+                sender_hash: &p.sender_hash,
+                ciphertext: &p.ciphertext,
+                iv: &p.iv,
+                read_at: p.read_at.as_deref(),
+                inserted_at: &p.inserted_at,
+            };
+            prop_assert_eq!(r.encode_new_message(), Broadcast::NewMessage(p.clone()).encode());
+        }
+
         #[test]
         fn broadcasts_round_trip(b in broadcast()) {
             let text = String::from_utf8(b.encode()).unwrap();

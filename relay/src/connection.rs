@@ -52,6 +52,9 @@ type Io = TokioIo<Upgraded>;
 pub enum Outbound {
     /// A text frame, sent as soon as the writer reaches it.
     Text(Bytes),
+    /// Two text frames written together: a sender's own `new_message` and the `ok` that must
+    /// follow it, as one item so they leave in one write.
+    Pair(Bytes, Bytes),
     /// A text frame not to be sent before `until` (a join reply under the time floor).
     Held { until: Instant, text: Bytes },
     /// Answer to a client ping.
@@ -107,13 +110,19 @@ pub(crate) async fn serve(
     // Frames count against the limit one by one here; `assemble` bounds the sum over fragments.
     read.set_max_message_size(shared.config.max_ws_message_bytes.saturating_add(1));
     let (out_tx, out_rx) = mpsc::channel(OUTBOX);
-    let kill = CancellationToken::new();
+    // A child of the relay's shutdown token: one future per task covers both ends of a socket.
+    let kill = shared.cancel.child_token();
+    let seen = Arc::new(AtomicU64::new(0));
     let writer = tokio::spawn(write_loop(
         write,
         out_rx,
         kill.clone(),
         shared.cancel.clone(),
-        shared.config.ping_interval,
+        Liveness {
+            seen: seen.clone(),
+            ping_every: shared.config.ping_interval,
+            idle_after: shared.config.idle_timeout,
+        },
     ));
     let mut reader = Reader {
         conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
@@ -124,6 +133,7 @@ pub(crate) async fn serve(
         kill: kill.clone(),
         state: State::Unjoined,
         last_typing: None,
+        seen,
     };
     let ending = reader.run(&mut read).await;
     if let State::Joined { handle } = &reader.state {
@@ -196,14 +206,18 @@ struct Reader {
     kill: CancellationToken,
     state: State,
     last_typing: Option<Instant>,
+    /// Frames received so far; the writer reads it at each ping to spot an idle peer.
+    seen: Arc<AtomicU64>,
 }
 
 impl Reader {
     async fn run(&mut self, read: &mut WebSocketRead<SharedRead>) -> Ending {
-        let idle = self.shared.config.idle_timeout;
         let max = self.shared.config.max_ws_message_bytes;
-        let shutdown = self.shared.cancel.clone();
+        // Created once: polling a fresh `cancelled()` per frame would take the token's lock
+        // and re-register a waiter every time.
         let kill = self.kill.clone();
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
         let out = self.out.clone();
         let mut obligated = move |frame: Frame<'_>| {
             let item = match frame.opcode {
@@ -219,26 +233,25 @@ impl Reader {
         };
         let mut partial: Option<(OpCode, Vec<u8>)> = None;
         loop {
+            // Idle peers are found by the writer at its ping ticks (see `Liveness`), so there is
+            // no timer to arm per frame here. Cancelling `read_frame` can lose a partial frame;
+            // it only happens when the socket is being torn down anyway.
             let next = tokio::select! {
                 biased;
-                _ = kill.cancelled() => return Ending::Done,
-                _ = shutdown.cancelled() => return Ending::Done,
-                r = timeout(idle, read.read_frame(&mut obligated)) => r,
+                _ = &mut killed => return Ending::Done,
+                r = read.read_frame(&mut obligated) => r,
             };
+            self.seen.fetch_add(1, Ordering::Relaxed);
             let frame = match next {
-                Err(_) => {
-                    self.close(1001, "idle_timeout").await;
-                    return Ending::Done;
-                }
-                Ok(Err(WebSocketError::FrameTooLarge)) => {
+                Err(WebSocketError::FrameTooLarge) => {
                     self.close(1009, "message_too_big").await;
                     return Ending::Linger;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     debug!(error = %e, "websocket read ended");
                     return Ending::Done;
                 }
-                Ok(Ok(frame)) => frame,
+                Ok(frame) => frame,
             };
             match frame.opcode {
                 OpCode::Close => return Ending::Done,
@@ -519,30 +532,54 @@ fn assemble(
     }
 }
 
+/// How the writer tells a live peer from an idle one without a timer per frame: the reader
+/// counts frames in `seen` (pongs included); at each ping tick the writer checks whether the
+/// count moved, and closes the socket once it has stood still for `idle_after`.
+struct Liveness {
+    seen: Arc<AtomicU64>,
+    ping_every: Duration,
+    idle_after: Duration,
+}
+
 /// Owns the write half: sends what the outbox holds, in order, batching whatever is queued into
-/// one flush; pings on an interval; closes with 1001 on shutdown and 1008 when the room dropped
-/// this socket for being too slow.
+/// one flush; pings on an interval and closes idle peers (1001); closes with 1001 on shutdown and
+/// 1008 when the room dropped this socket for being too slow.
 async fn write_loop(
     mut ws: WebSocketWrite<BufWriter<WriteHalf<Io>>>,
     mut rx: mpsc::Receiver<Outbound>,
     kill: CancellationToken,
     shutdown: CancellationToken,
-    ping_every: Duration,
+    live: Liveness,
 ) {
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let every = live.ping_every;
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+    let mut last_count = live.seen.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    let killed = kill.cancelled();
+    tokio::pin!(killed);
     loop {
         let item = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
-                let _ = write_close(&mut ws, 1001, "going_away").await;
-                break;
-            }
-            _ = kill.cancelled() => {
-                let _ = write_close(&mut ws, 1008, "too_slow").await;
+            _ = &mut killed => {
+                // `kill` is a child of `shutdown`: tell the two apart for the close code.
+                let (code, reason) = if shutdown.is_cancelled() {
+                    (1001, "going_away")
+                } else {
+                    (1008, "too_slow")
+                };
+                let _ = write_close(&mut ws, code, reason).await;
                 break;
             }
             item = rx.recv() => item,
             _ = ping.tick() => {
+                let count = live.seen.load(Ordering::Relaxed);
+                if count != last_count {
+                    last_count = count;
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= live.idle_after {
+                    let _ = write_close(&mut ws, 1001, "idle_timeout").await;
+                    break;
+                }
                 let frame = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[]));
                 if write(&mut ws, frame).await.is_err() || flush(&mut ws).await.is_err() {
                     break;
@@ -583,6 +620,11 @@ async fn write_item(
     match item {
         Outbound::Text(text) => {
             write(ws, Frame::text(Payload::Borrowed(&text))).await?;
+            Ok(true)
+        }
+        Outbound::Pair(first, second) => {
+            write(ws, Frame::text(Payload::Borrowed(&first))).await?;
+            write(ws, Frame::text(Payload::Borrowed(&second))).await?;
             Ok(true)
         }
         Outbound::Held { until, text } => {

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::RngCore;
 use serde::Serialize;
+use std::time::Duration;
 use stelgano_proto::check::{iso_ms, to_hex64};
-use stelgano_proto::server::{reply_error, reply_ok, Empty, JoinOk, SendOk};
+use stelgano_proto::server::{reply_error, reply_ok, Empty, JoinOk, MessageRef, SendOk};
 use stelgano_proto::{Broadcast, MessagePayload};
 use stelgano_store::{Guard, RoomKey, RoomRecord, Seat, Tier};
 use subtle::ConstantTimeEq;
@@ -116,6 +117,22 @@ pub(crate) struct Message {
 }
 
 impl Message {
+    /// The `new_message` frame, encoded straight from the message's fields.
+    fn new_message_frame(&self) -> Vec<u8> {
+        let id = self.id.hyphenated().to_string();
+        let sender = to_hex64(&self.sender);
+        let read_at = self.read_at_ms.map(iso_ms);
+        MessageRef {
+            id: &id,
+            sender_hash: &sender,
+            ciphertext: &self.ciphertext,
+            iv: &self.iv,
+            read_at: read_at.as_deref(),
+            inserted_at: &iso_ms(self.inserted_at_ms),
+        }
+        .encode_new_message()
+    }
+
     fn payload(&self) -> MessagePayload {
         MessagePayload {
             id: self.id.hyphenated().to_string(),
@@ -136,6 +153,18 @@ pub(crate) struct RoomActor {
     record: Option<RoomRecord>,
     message: Option<Message>,
     members: Vec<Member>,
+    /// The requester's own copy of a broadcast its event caused, sent together with its reply.
+    echo: Option<Bytes>,
+}
+
+/// Who a broadcast skips.
+#[derive(Debug, Clone, Copy)]
+enum Skip {
+    Nobody,
+    /// Every socket of this seat (typing goes to the other party only).
+    Seat(usize),
+    /// This one socket (it gets the frame with its reply instead).
+    Conn(u64),
 }
 
 impl RoomActor {
@@ -154,6 +183,7 @@ impl RoomActor {
             record: None,
             message,
             members: Vec::new(),
+            echo: None,
         }
     }
 
@@ -188,20 +218,30 @@ impl RoomActor {
         {
             self.expire(None).await?;
         }
+        // Both futures live across iterations: re-creating them per command would take the
+        // shutdown token's lock and re-arm a timer for every message.
         let cancel = self.shared.cancel.clone();
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
+        let ttl = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(ttl);
+        let mut armed_for: Option<u64> = None;
         loop {
-            let ttl_at = self
-                .record
-                .as_ref()
-                .map(|r| self.shared.clock.instant_at(r.ttl_expires_at_ms));
+            let due = self.record.as_ref().map(|r| r.ttl_expires_at_ms);
+            if due != armed_for {
+                if let Some(ms) = due {
+                    ttl.as_mut().reset(self.shared.clock.instant_at(ms));
+                }
+                armed_for = due;
+            }
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => return Ok(()),
+                _ = &mut cancelled => return Ok(()),
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await?,
                     None => return Ok(()),
                 },
-                _ = sleep_until_opt(ttl_at) => {
+                _ = &mut ttl, if armed_for.is_some() => {
                     debug!("room reached its TTL");
                     self.expire(None).await?;
                 }
@@ -235,21 +275,30 @@ impl RoomActor {
                     return Ok(());
                 };
                 let result = self.op(idx, reference.clone(), *op).await;
-                if let (Some(r), Some(result)) = (reference, result) {
-                    let frame = match result {
-                        Ok(ok) => ok,
-                        Err(e) => {
-                            if e.is_internal() {
-                                warn!(error = %e, "room event failed");
+                let echo = self.echo.take();
+                let reply = match (reference, result) {
+                    (Some(r), Some(result)) => {
+                        let frame = match result {
+                            Ok(ok) => ok,
+                            Err(e) => {
+                                if e.is_internal() {
+                                    warn!(error = %e, "room event failed");
+                                }
+                                reply_error(&r, &e.to_wire())
                             }
-                            reply_error(&r, &e.to_wire())
-                        }
-                    };
-                    let frame = fill_ref(frame, &r);
-                    if let Some(m) = self.members.iter().find(|m| m.conn == conn) {
-                        let m_out = m.out.clone();
-                        self.push(&m_out, conn, Outbound::Text(Bytes::from(frame)));
+                        };
+                        Some(Bytes::from(fill_ref(frame, &r)))
                     }
+                    _ => None,
+                };
+                let item = match (echo, reply) {
+                    (Some(echo), Some(reply)) => Outbound::Pair(echo, reply),
+                    (Some(frame), None) | (None, Some(frame)) => Outbound::Text(frame),
+                    (None, None) => return Ok(()),
+                };
+                if let Some(m) = self.members.iter().find(|m| m.conn == conn) {
+                    let m_out = m.out.clone();
+                    self.push(&m_out, conn, item);
                 }
             }
             Command::Leave { conn } => self.members.retain(|m| m.conn != conn),
@@ -414,7 +463,7 @@ impl RoomActor {
             let current = self.message.as_ref().map(Message::payload);
             let ok = join_ok(rec, current, None);
             let paired = Bytes::from(Broadcast::PartyPaired {}.encode());
-            self.broadcast(&paired, None);
+            self.broadcast(&paired, Skip::Nobody);
             return Ok((ok, 1));
         }
 
@@ -472,7 +521,7 @@ impl RoomActor {
                     read_at_ms: None,
                     inserted_at_ms: now,
                 };
-                let frame = Bytes::from(Broadcast::NewMessage(msg.payload()).encode());
+                let frame = Bytes::from(msg.new_message_frame());
                 let ok = reply_ok(
                     "",
                     &SendOk {
@@ -480,7 +529,10 @@ impl RoomActor {
                     },
                 );
                 self.message = Some(msg);
-                self.broadcast(&frame, None);
+                // Every socket gets the new message; the sender's goes out with its `ok`, in
+                // one write, so it cannot be split from it or overtaken.
+                self.broadcast(&frame, Skip::Conn(conn));
+                self.echo = Some(frame);
                 self.shared.metrics.message();
                 Some(Ok(ok))
             }
@@ -489,7 +541,7 @@ impl RoomActor {
                     if is_id(m, &message_id) && m.read_at_ms.is_none() && m.sender != sender {
                         m.read_at_ms = Some(now);
                         let frame = Bytes::from(Broadcast::MessageRead { message_id }.encode());
-                        self.broadcast(&frame, None);
+                        self.broadcast(&frame, Skip::Nobody);
                     }
                 }
                 None
@@ -519,7 +571,7 @@ impl RoomActor {
                     }
                     .encode(),
                 );
-                self.broadcast(&frame, None);
+                self.broadcast(&frame, Skip::Nobody);
                 Some(Ok(reply_ok("", &Empty {})))
             }
             Op::Delete { message_id } => {
@@ -535,12 +587,12 @@ impl RoomActor {
                 }
                 self.message = None;
                 let frame = Bytes::from(Broadcast::MessageDeleted { message_id }.encode());
-                self.broadcast(&frame, None);
+                self.broadcast(&frame, Skip::Nobody);
                 Some(Ok(reply_ok("", &Empty {})))
             }
             Op::Typing => {
                 let frame = Bytes::from_static(br#"{"event":"counterparty_typing","data":{}}"#);
-                self.broadcast(&frame, Some(seat));
+                self.broadcast(&frame, Skip::Seat(seat));
                 None
             }
             Op::ExpireRoom => match self.expire(Some((conn, reference))).await {
@@ -578,7 +630,7 @@ impl RoomActor {
         self.record = None;
         self.message = None;
         let frame = Bytes::from(Broadcast::RoomExpired {}.encode());
-        self.broadcast(&frame, None);
+        self.broadcast(&frame, Skip::Nobody);
         if let Some((conn, Some(r))) = requester {
             if let Some(m) = self.members.iter().find(|m| m.conn == conn) {
                 let _ = m
@@ -597,14 +649,16 @@ impl RoomActor {
         Ok(())
     }
 
-    /// Sends `frame` to every member (except those of `skip_seat`). A member whose outbox is full
+    /// Sends `frame` to every member but the skipped ones. A member whose outbox is full
     /// is too slow for the room: it is dropped and its socket closed, so one stuck reader never
     /// holds up the room or grows memory.
-    fn broadcast(&mut self, frame: &Bytes, skip_seat: Option<usize>) {
+    fn broadcast(&mut self, frame: &Bytes, skip: Skip) {
         let mut slow = Vec::new();
         for m in &self.members {
-            if Some(m.seat) == skip_seat {
-                continue;
+            match skip {
+                Skip::Seat(seat) if m.seat == seat => continue,
+                Skip::Conn(conn) if m.conn == conn => continue,
+                _ => {}
             }
             if let Err(TrySendError::Full(_)) = m.out.try_send(Outbound::Text(frame.clone())) {
                 slow.push(m.conn);
@@ -665,13 +719,6 @@ fn fill_ref(frame: Vec<u8>, reference: &str) -> Vec<u8> {
     out.extend_from_slice(&quoted);
     out.extend_from_slice(&frame[EMPTY.len()..]);
     out
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

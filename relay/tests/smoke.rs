@@ -124,3 +124,23 @@ async fn a_receipt_sent_right_before_closing_counts() {
     }
     relay.shutdown().await;
 }
+
+/// A peer that answers nothing (not even pings) is closed with 1001 `idle_timeout` once it has
+/// been silent for the idle timeout; the check runs at the relay's ping ticks.
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_closed_as_idle() {
+    let relay = TestRelay::start_with(|c| {
+        c.ping_interval = std::time::Duration::from_secs(10);
+        c.idle_timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    let mut p = relay.ws(&random_hex()).await;
+    assert!(p.join(&Who::new()).await["ok"].is_object());
+    p.mute();
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    match p.recv().await {
+        Got::Closed { code, reason } => assert_eq!((code, reason.as_str()), (1001, "idle_timeout")),
+        other => panic!("expected an idle close, got {other:?}"),
+    }
+    relay.shutdown().await;
+}

@@ -265,3 +265,10 @@ impl Peer {
         }
     }
 }
+
+impl Peer {
+    /// Stops answering pings (to play a dead peer).
+    pub fn mute(&mut self) {
+        self.ws.set_auto_pong(false);
+    }
+}
