@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::error::RelayError;
-use crate::room::{Command, JoinRequest, Op, RoomHandle};
+use crate::room::{Command, JoinRequest, Op, OpRequest, RoomHandle};
 use crate::rooms::SEND_TIMEOUT;
 use crate::Shared;
 
@@ -54,9 +54,9 @@ pub enum Outbound {
     Text(Bytes),
     /// Two text frames written together: a sender's own `new_message` and the `ok` that must
     /// follow it, as one item so they leave in one write.
-    Pair(Bytes, Bytes),
-    /// A text frame not to be sent before `until` (a join reply under the time floor).
-    Held { until: Instant, text: Bytes },
+    Pair(Box<(Bytes, Bytes)>),
+    /// A text frame not to be sent before the instant (a join reply under the time floor).
+    Held(Box<(Instant, Bytes)>),
     /// Answer to a client ping.
     Pong(Vec<u8>),
     /// Echo of the client's close frame; the writer stops after it.
@@ -93,6 +93,12 @@ pub(crate) async fn serve(
             return;
         }
     };
+    // The session runs in its own allocation, sized for what a live socket holds, instead of
+    // inside this future, whose layout also has room for the handshake's state.
+    Box::pin(session(shared, key, ip, ws)).await;
+}
+
+async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, ws: fastwebsockets::WebSocket<Io>) {
     shared.metrics.opened();
     // The read half stays reachable outside fastwebsockets so that after refusing an oversized
     // frame the relay can drain the unread rest before closing (see `linger`).
@@ -104,7 +110,7 @@ pub(crate) async fn serve(
         }
         (
             SharedRead(raw_read.clone()),
-            BufWriter::with_capacity(2048, w),
+            BufWriter::with_capacity(1024, w),
         )
     });
     // Frames count against the limit one by one here; `assemble` bounds the sum over fragments.
@@ -267,7 +273,11 @@ impl Reader {
                             self.close(1002, "protocol_error").await;
                             return Ending::Linger;
                         }
-                        Assembled::Done(OpCode::Text, bytes) => self.on_text(&bytes).await,
+                        // Boxed: handling a frame takes more state than waiting for one, and
+                        // this future sits idle in memory for every open socket.
+                        Assembled::Done(OpCode::Text, bytes) => {
+                            Box::pin(self.on_text(&bytes)).await
+                        }
                         Assembled::Done(_, _) => {
                             self.reply_err(FALLBACK_REF, RelayError::InvalidEncoding)
                                 .await
@@ -332,11 +342,11 @@ impl Reader {
             }
         };
         let is_send = matches!(op, Op::Send { .. });
-        let cmd = Command::Op {
+        let cmd = Command::Op(Box::new(OpRequest {
             conn: self.conn,
             reference: reference.clone(),
-            op: Box::new(op),
-        };
+            op,
+        }));
         if handle.tx.send_timeout(cmd, SEND_TIMEOUT).await.is_err() {
             if let Some(r) = reference {
                 let e = if is_send {
@@ -449,7 +459,7 @@ impl Reader {
     async fn held_error(&self, reference: Option<String>, until: Instant, e: RelayError) {
         if let Some(r) = reference {
             let text = Bytes::from(reply_error(&r, &e.to_wire()));
-            self.send(Outbound::Held { until, text }).await;
+            self.send(Outbound::Held(Box::new((until, text)))).await;
         }
     }
 }
@@ -622,23 +632,13 @@ async fn write_item(
             write(ws, Frame::text(Payload::Borrowed(&text))).await?;
             Ok(true)
         }
-        Outbound::Pair(first, second) => {
-            write(ws, Frame::text(Payload::Borrowed(&first))).await?;
-            write(ws, Frame::text(Payload::Borrowed(&second))).await?;
+        Outbound::Pair(pair) => {
+            write(ws, Frame::text(Payload::Borrowed(&pair.0))).await?;
+            write(ws, Frame::text(Payload::Borrowed(&pair.1))).await?;
             Ok(true)
         }
-        Outbound::Held { until, text } => {
-            if until > Instant::now() {
-                // Whatever queued behind this reply must not overtake it, so it goes out first.
-                flush(ws).await?;
-                tokio::select! {
-                    _ = tokio::time::sleep_until(until) => {}
-                    _ = shutdown.cancelled() => return Ok(true),
-                }
-            }
-            write(ws, Frame::text(Payload::Borrowed(&text))).await?;
-            Ok(true)
-        }
+        // Boxed: waiting out a time floor takes a timer, which idle sockets need not carry.
+        Outbound::Held(held) => Box::pin(write_held(ws, *held, shutdown)).await,
         Outbound::Pong(payload) => {
             write(ws, Frame::pong(Payload::Borrowed(&payload))).await?;
             Ok(true)
@@ -652,6 +652,24 @@ async fn write_item(
             Ok(false)
         }
     }
+}
+
+/// Writes a held join reply once its time floor has passed.
+async fn write_held(
+    ws: &mut WebSocketWrite<BufWriter<WriteHalf<Io>>>,
+    (until, text): (Instant, Bytes),
+    shutdown: &CancellationToken,
+) -> Result<bool, WebSocketError> {
+    if until > Instant::now() {
+        // Whatever queued behind this reply must not overtake it, so it goes out first.
+        flush(ws).await?;
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = shutdown.cancelled() => return Ok(true),
+        }
+    }
+    write(ws, Frame::text(Payload::Borrowed(&text))).await?;
+    Ok(true)
 }
 
 async fn write(

@@ -40,12 +40,9 @@ pub enum Command {
     /// Join (create, rejoin, claim the second seat, or a guess). The reply frame goes to `out`,
     /// held until `deadline` (the time floor); the oneshot says whether the socket is now joined.
     Join(Box<JoinRequest>, oneshot::Sender<bool>),
-    /// An event from a joined socket; its reply (if `reference` is set) goes to the socket's outbox.
-    Op {
-        conn: u64,
-        reference: Option<String>,
-        op: Box<Op>,
-    },
+    /// An event from a joined socket; its reply (if it has a ref) goes to the socket's outbox.
+    /// Boxed, like joins, so the mailbox's slots stay small for rooms that sit idle.
+    Op(Box<OpRequest>),
     /// The socket closed.
     Leave { conn: u64 },
     /// The sweeper found the room due: expire it if its TTL has passed.
@@ -64,6 +61,14 @@ pub struct JoinRequest {
     pub deadline: Instant,
     pub out: mpsc::Sender<Outbound>,
     pub kill: CancellationToken,
+}
+
+/// An event from joined socket `conn`, with the client's ref.
+#[derive(Debug)]
+pub struct OpRequest {
+    pub conn: u64,
+    pub reference: Option<String>,
+    pub op: Op,
 }
 
 /// A validated event from a joined socket (encoding and size were checked by the connection).
@@ -216,7 +221,7 @@ impl RoomActor {
             .as_ref()
             .is_some_and(|r| r.ttl_expires_at_ms <= now)
         {
-            self.expire(None).await?;
+            Box::pin(self.expire(None)).await?;
         }
         // Both futures live across iterations: re-creating them per command would take the
         // shutdown token's lock and re-arm a timer for every message.
@@ -243,7 +248,7 @@ impl RoomActor {
                 },
                 _ = &mut ttl, if armed_for.is_some() => {
                     debug!("room reached its TTL");
-                    self.expire(None).await?;
+                    Box::pin(self.expire(None)).await?;
                 }
             }
             // A socket whose writer has gone is pruned here in case its Leave was lost, but only
@@ -261,20 +266,23 @@ impl RoomActor {
     async fn handle(&mut self, cmd: Command) -> Result<(), RelayError> {
         match cmd {
             Command::Join(req, respond_to) => {
-                let joined = self.join(*req).await;
+                // Boxed, as are expiries: rare and large, they would otherwise size the future
+                // every idle room keeps in memory.
+                let joined = Box::pin(self.join(*req)).await;
                 // The connection may have gone while we worked; then there is no one to tell.
                 let _ = respond_to.send(joined);
             }
-            Command::Op {
-                conn,
-                reference,
-                op,
-            } => {
+            Command::Op(request) => {
+                let OpRequest {
+                    conn,
+                    reference,
+                    op,
+                } = *request;
                 let Some(idx) = self.members.iter().position(|m| m.conn == conn) else {
                     // Removed (slow, or the room expired) while the event was queued.
                     return Ok(());
                 };
-                let result = self.op(idx, reference.clone(), *op).await;
+                let result = self.op(idx, reference.clone(), op).await;
                 let echo = self.echo.take();
                 let reply = match (reference, result) {
                     (Some(r), Some(result)) => {
@@ -292,7 +300,7 @@ impl RoomActor {
                     _ => None,
                 };
                 let item = match (echo, reply) {
-                    (Some(echo), Some(reply)) => Outbound::Pair(echo, reply),
+                    (Some(echo), Some(reply)) => Outbound::Pair(Box::new((echo, reply))),
                     (Some(frame), None) | (None, Some(frame)) => Outbound::Text(frame),
                     (None, None) => return Ok(()),
                 };
@@ -309,7 +317,7 @@ impl RoomActor {
                     .as_ref()
                     .is_some_and(|r| r.ttl_expires_at_ms <= now)
                 {
-                    self.expire(None).await?;
+                    Box::pin(self.expire(None)).await?;
                 }
                 let _ = done.send(());
             }
@@ -332,10 +340,7 @@ impl RoomActor {
             }
         };
         if let Some(frame) = frame {
-            let held = Outbound::Held {
-                until: req.deadline,
-                text: Bytes::from(frame),
-            };
+            let held = Outbound::Held(Box::new((req.deadline, Bytes::from(frame))));
             if req.out.try_send(held).is_err() {
                 req.kill.cancel();
                 return false;
@@ -595,7 +600,7 @@ impl RoomActor {
                 self.broadcast(&frame, Skip::Seat(seat));
                 None
             }
-            Op::ExpireRoom => match self.expire(Some((conn, reference))).await {
+            Op::ExpireRoom => match Box::pin(self.expire(Some((conn, reference)))).await {
                 Ok(()) => None,
                 Err(e) => {
                     warn!(error = %e, "expire_room failed");
