@@ -14,7 +14,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the durable store; created on first run.
     pub data_dir: PathBuf,
-    /// sled page-cache size in bytes (sled's own default is 1 GiB, far more than a lockout store needs).
+    /// sled page-cache size in bytes (sled's own default is 1 GiB, far more than a lockout store
+    /// needs). Memory for rooms at rest grows with this: at 100,000 rooms, 64 MiB cost about
+    /// 1.6 KB per dead-drop room and 8 MiB about 1.0 KB (docs/BENCHMARKS.md). Joins on rooms that
+    /// fell out of the cache read the OS page cache instead, well inside the join time floor.
     pub store_cache_bytes: u64,
 
     /// Largest decoded ciphertext (`message_too_large` above it).
@@ -64,7 +67,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./stelgano-data"),
-            store_cache_bytes: 64 * 1024 * 1024,
+            store_cache_bytes: 8 * 1024 * 1024,
             max_ciphertext_bytes: limits::MAX_CIPHERTEXT_BYTES,
             max_ws_message_bytes: limits::MAX_WS_MESSAGE_BYTES,
             max_sockets_per_room: 16,

@@ -27,7 +27,7 @@ struct Args {
     data_dir: PathBuf,
 
     /// Store page cache, in MiB.
-    #[arg(long, env = "STELGANO_STORE_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "STELGANO_STORE_CACHE_MB", default_value_t = 8)]
     store_cache_mb: u64,
 
     /// Largest decoded ciphertext of a message, in bytes.

@@ -115,13 +115,26 @@ struct Member {
 pub(crate) struct Message {
     id: uuid::Uuid,
     sender: [u8; 32],
-    ciphertext: String,
-    iv: String,
+    /// Exactly as the client sent it (the relay forwards strings unchanged).
+    ciphertext: Box<str>,
+    /// A 12-byte IV is always 16 base64 characters, padded or not; kept inline.
+    iv: [u8; 16],
     read_at_ms: Option<u64>,
     inserted_at_ms: u64,
 }
 
+/// The IV text as stored; `None` unless it is the 16 base64 characters a 12-byte IV takes (the
+/// connection has already checked that, so this only guards the invariant).
+fn iv_text(iv: &str) -> Option<[u8; 16]> {
+    iv.as_bytes().try_into().ok()
+}
+
 impl Message {
+    fn iv(&self) -> &str {
+        // Always ASCII: built only from a validated base64 string.
+        std::str::from_utf8(&self.iv).unwrap_or_default()
+    }
+
     /// The `new_message` frame, encoded straight from the message's fields.
     fn new_message_frame(&self) -> Vec<u8> {
         let id = self.id.hyphenated().to_string();
@@ -131,7 +144,7 @@ impl Message {
             id: &id,
             sender_hash: &sender,
             ciphertext: &self.ciphertext,
-            iv: &self.iv,
+            iv: self.iv(),
             read_at: read_at.as_deref(),
             inserted_at: &iso_ms(self.inserted_at_ms),
         }
@@ -142,8 +155,8 @@ impl Message {
         MessagePayload {
             id: self.id.hyphenated().to_string(),
             sender_hash: to_hex64(&self.sender),
-            ciphertext: self.ciphertext.clone(),
-            iv: self.iv.clone(),
+            ciphertext: self.ciphertext.to_string(),
+            iv: self.iv().to_owned(),
             read_at: self.read_at_ms.map(iso_ms),
             inserted_at: iso_ms(self.inserted_at_ms),
         }
@@ -518,10 +531,13 @@ impl RoomActor {
                 if self.message.as_ref().is_some_and(|m| m.sender == sender) {
                     return Some(Err(RelayError::NotYourTurn));
                 }
+                let Some(iv) = iv_text(&iv) else {
+                    return Some(Err(RelayError::InvalidEncoding));
+                };
                 let msg = Message {
                     id: uuid::Uuid::new_v4(),
                     sender,
-                    ciphertext,
+                    ciphertext: ciphertext.into_boxed_str(),
                     iv,
                     read_at_ms: None,
                     inserted_at_ms: now,
@@ -566,16 +582,19 @@ impl RoomActor {
                 if m.read_at_ms.is_some() {
                     return Some(Err(RelayError::NotEditable));
                 }
-                m.ciphertext = ciphertext;
-                m.iv = iv;
+                let Some(iv_bytes) = iv_text(&iv) else {
+                    return Some(Err(RelayError::InvalidEncoding));
+                };
                 let frame = Bytes::from(
                     Broadcast::MessageEdited {
                         message_id,
-                        ciphertext: m.ciphertext.clone(),
-                        iv: m.iv.clone(),
+                        ciphertext: ciphertext.clone(),
+                        iv,
                     }
                     .encode(),
                 );
+                m.ciphertext = ciphertext.into_boxed_str();
+                m.iv = iv_bytes;
                 self.broadcast(&frame, Skip::Nobody);
                 Some(Ok(reply_ok("", &Empty {})))
             }
