@@ -124,6 +124,7 @@ impl Relay {
     /// messages are gone, by design), and flush the store.
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
+        self.shared.rooms.stop_all();
         self.shared.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.shared.tasks.wait())
             .await

@@ -47,6 +47,8 @@ pub enum Command {
     Leave { conn: u64 },
     /// The sweeper found the room due: expire it if its TTL has passed.
     Expire(oneshot::Sender<()>),
+    /// The relay is shutting down: stop now (messages are lost, by design).
+    Shutdown,
 }
 
 /// A validated join.
@@ -236,11 +238,10 @@ impl RoomActor {
         {
             Box::pin(self.expire(None)).await?;
         }
-        // Both futures live across iterations: re-creating them per command would take the
-        // shutdown token's lock and re-arm a timer for every message.
-        let cancel = self.shared.cancel.clone();
-        let cancelled = cancel.cancelled();
-        tokio::pin!(cancelled);
+        // The TTL timer lives across iterations: re-arming it per command would cost a timer
+        // operation per message. There is no shutdown branch here: watching the relay-wide
+        // token cost a lock shared by every room on every message; shutdown arrives as a
+        // `Shutdown` command instead (and every socket leaves anyway).
         let ttl = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(ttl);
         let mut armed_for: Option<u64> = None;
@@ -254,10 +255,9 @@ impl RoomActor {
             }
             tokio::select! {
                 biased;
-                _ = &mut cancelled => return Ok(()),
                 cmd = self.rx.recv() => match cmd {
+                    Some(Command::Shutdown) | None => return Ok(()),
                     Some(cmd) => self.handle(cmd).await?,
-                    None => return Ok(()),
                 },
                 _ = &mut ttl, if armed_for.is_some() => {
                     debug!("room reached its TTL");
@@ -323,6 +323,8 @@ impl RoomActor {
                 }
             }
             Command::Leave { conn } => self.members.retain(|m| m.conn != conn),
+            // Handled by the loop before it gets here.
+            Command::Shutdown => {}
             Command::Expire(done) => {
                 let now = self.shared.clock.now_ms();
                 if self

@@ -72,6 +72,16 @@ impl Rooms {
         handle
     }
 
+    /// Tells every live actor to stop (shutdown). Best effort: an actor whose mailbox is full
+    /// stops anyway once its sockets, which are closing too, have left.
+    pub(crate) fn stop_all(&self) {
+        for entry in self.map.iter() {
+            if let Slot::Live(handle) = entry.value() {
+                let _ = handle.tx.try_send(Command::Shutdown);
+            }
+        }
+    }
+
     /// The actor of `generation` is gone and the room holds nothing in memory.
     pub(crate) fn unregister(&self, key: &RoomKey, generation: u64) {
         self.map.remove_if(
