@@ -574,16 +574,11 @@ impl RoomActor {
                 ciphertext,
                 iv,
             } => {
-                let Some(m) = self
-                    .message
-                    .as_mut()
-                    .filter(|m| is_id(m, &message_id) && m.sender == sender)
-                else {
-                    return Some(Err(RelayError::NotFound));
+                let m = match own_unread(&mut self.message, &message_id, &sender) {
+                    Ok(m) => m,
+                    Err(Unchangeable::Missing) => return Some(Err(RelayError::NotFound)),
+                    Err(Unchangeable::Read) => return Some(Err(RelayError::NotEditable)),
                 };
-                if m.read_at_ms.is_some() {
-                    return Some(Err(RelayError::NotEditable));
-                }
                 let Some(iv_bytes) = iv_text(&iv) else {
                     return Some(Err(RelayError::InvalidEncoding));
                 };
@@ -601,15 +596,10 @@ impl RoomActor {
                 Some(Ok(reply_ok("", &Empty {})))
             }
             Op::Delete { message_id } => {
-                let Some(m) = self
-                    .message
-                    .as_ref()
-                    .filter(|m| is_id(m, &message_id) && m.sender == sender)
-                else {
-                    return Some(Err(RelayError::NotFound));
-                };
-                if m.read_at_ms.is_some() {
-                    return Some(Err(RelayError::NotDeletable));
+                match own_unread(&mut self.message, &message_id, &sender) {
+                    Ok(_) => {}
+                    Err(Unchangeable::Missing) => return Some(Err(RelayError::NotFound)),
+                    Err(Unchangeable::Read) => return Some(Err(RelayError::NotDeletable)),
                 }
                 self.message = None;
                 let frame = Bytes::from(Broadcast::MessageDeleted { message_id }.encode());
@@ -713,6 +703,31 @@ impl RoomActor {
         });
         self.shared.metrics.slow_consumer(conns.len());
     }
+}
+
+/// Why a message cannot be edited or deleted.
+enum Unchangeable {
+    /// Not the current message, or not the requester's.
+    Missing,
+    /// Already read.
+    Read,
+}
+
+/// The current message, if it is `message_id`, was sent by `sender` and is still unread: the
+/// one rule edit and delete share.
+fn own_unread<'m>(
+    message: &'m mut Option<Message>,
+    message_id: &str,
+    sender: &[u8; 32],
+) -> Result<&'m mut Message, Unchangeable> {
+    let m = message
+        .as_mut()
+        .filter(|m| is_id(m, message_id) && &m.sender == sender)
+        .ok_or(Unchangeable::Missing)?;
+    if m.read_at_ms.is_some() {
+        return Err(Unchangeable::Read);
+    }
+    Ok(m)
 }
 
 /// Whether a client's `message_id` names message `m` (ids are UUIDs; anything else names nothing).
