@@ -1,11 +1,11 @@
 //! One WebSocket: reads and validates client frames, forwards them to the room, writes replies.
 //!
-//! Two tasks per socket. The reader (this module's `serve`) parses frames and validates every
-//! field before anything reaches the room. The writer owns the socket's write half and drains one
-//! bounded outbox, fed by the reader (local replies, pongs) and by the room actor (broadcasts and
-//! replies), so everything a socket receives is in one order. Join replies sit in the outbox as
-//! `Held` items: the writer waits out the time floor there, which delays what queues behind them
-//! (nothing may reach a socket before its join reply) without blocking the reader or the room.
+//! The reader (this module's `serve`) parses frames with fastwebsockets and validates every
+//! field before anything reaches the room. Everything the socket sends goes through its
+//! [`Outbox`]: replies from the reader, broadcasts and replies from the room actor, and pings
+//! from the outbox's writer task, in one order. Join replies are `Held` items: the writer waits
+//! out the time floor there, which delays what queues behind them (nothing may reach a socket
+//! before its join reply) without blocking the reader or the room.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fastwebsockets::upgrade::UpgradeFut;
-use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
-use hyper::upgrade::Upgraded;
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketRead};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use rand::Rng;
 use stelgano_proto::check::{b64_decode, hex64};
@@ -24,46 +23,21 @@ use stelgano_proto::limits::{FALLBACK_REF, IV_BYTES};
 use stelgano_proto::server::reply_error;
 use stelgano_proto::{ClientEvent, Inbound};
 use stelgano_store::RoomKey;
-use tokio::io::{BufWriter, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::error::RelayError;
+pub use crate::outbox::Outbound;
+use crate::outbox::{self, Gate, Liveness, Outbox};
 use crate::room::{Command, JoinRequest, Op, OpRequest, RoomHandle};
 use crate::rooms::SEND_TIMEOUT;
 use crate::Shared;
 
-/// Capacity of a socket's outbox. The room never waits on it: a socket whose outbox is full is
-/// too slow to keep up and is closed (the room counts it). The protocol is turn-based, so a
-/// healthy socket holds a handful of frames at most; 64 leaves room for a burst of typing.
-pub const OUTBOX: usize = 64;
-/// A write that cannot complete in this long means the peer stopped reading.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Typing indicators are forwarded at most this often per socket; more are dropped silently
 /// (they have no reply), so one client cannot flood its partner's outbox.
 const TYPING_EVERY: Duration = Duration::from_millis(500);
-
-type Io = TokioIo<Upgraded>;
-
-/// Something for the writer to send.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A text frame, sent as soon as the writer reaches it.
-    Text(Bytes),
-    /// Two text frames written together: a sender's own `new_message` and the `ok` that must
-    /// follow it, as one item so they leave in one write.
-    Pair(Box<(Bytes, Bytes)>),
-    /// A text frame not to be sent before the instant (a join reply under the time floor).
-    Held(Box<(Instant, Bytes)>),
-    /// Answer to a client ping.
-    Pong(Vec<u8>),
-    /// Echo of the client's close frame; the writer stops after it.
-    CloseEcho(Vec<u8>),
-    /// Close the socket with this code and reason; the writer stops after it.
-    Close { code: u16, reason: &'static str },
-}
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -78,12 +52,12 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     key: RoomKey,
     ip: IpAddr,
-    upgrade: UpgradeFut,
+    upgrade: OnUpgrade,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
     let _permit = permit;
-    let ws = match timeout(shared.config.handshake_timeout, upgrade).await {
-        Ok(Ok(ws)) => ws,
+    let upgraded = match timeout(shared.config.handshake_timeout, upgrade).await {
+        Ok(Ok(upgraded)) => upgraded,
         Ok(Err(e)) => {
             debug!(error = %e, "websocket upgrade failed");
             return;
@@ -93,39 +67,43 @@ pub(crate) async fn serve(
             return;
         }
     };
+    // The relay only listens on TCP, so this always succeeds; the socket itself is what lets
+    // the room write to it without a task in between (see `outbox`).
+    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => parts,
+        Err(_) => {
+            debug!("upgraded connection is not a TCP stream");
+            return;
+        }
+    };
+    let (read, write) = parts.io.into_inner().into_split();
+    let source = Source {
+        early: parts.read_buf,
+        io: read,
+    };
     // The session runs in its own allocation, sized for what a live socket holds, instead of
     // inside this future, whose layout also has room for the handshake's state.
-    Box::pin(session(shared, key, ip, ws)).await;
+    Box::pin(session(shared, key, ip, source, Outbox::new(write))).await;
 }
 
-async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, ws: fastwebsockets::WebSocket<Io>) {
+async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, out: Outbox) {
     shared.metrics.opened();
     // The read half stays reachable outside fastwebsockets so that after refusing an oversized
     // frame the relay can drain the unread rest before closing (see `linger`).
-    let raw_read = Arc::new(std::sync::Mutex::new(None));
-    let (mut read, write) = ws.split(|io| {
-        let (r, w) = tokio::io::split(io);
-        if let Ok(mut slot) = raw_read.lock() {
-            *slot = Some(r);
-        }
-        (
-            SharedRead(raw_read.clone()),
-            BufWriter::with_capacity(1024, w),
-        )
-    });
+    let raw = Arc::new(std::sync::Mutex::new(Some(source)));
+    let gated = SharedRead {
+        source: raw.clone(),
+        gate: Some(out.gate()),
+    };
+    // fastwebsockets only reads here; everything written goes through the outbox.
+    let (mut read, _) =
+        fastwebsockets::after_handshake_split(gated, tokio::io::sink(), Role::Server);
     // Frames count against the limit one by one here; `assemble` bounds the sum over fragments.
     read.set_max_message_size(shared.config.max_ws_message_bytes.saturating_add(1));
-    let (out_tx, out_rx) = mpsc::channel(OUTBOX);
-    // A child of the relay's shutdown token: one future per task covers both ends of a socket.
-    let kill = shared.cancel.child_token();
-    let seen = Arc::new(AtomicU64::new(0));
-    let writer = tokio::spawn(write_loop(
-        write,
-        out_rx,
-        kill.clone(),
+    let writer = tokio::spawn(outbox::run_writer(
+        out.clone(),
         shared.cancel.clone(),
         Liveness {
-            seen: seen.clone(),
             ping_every: shared.config.ping_interval,
             idle_after: shared.config.idle_timeout,
         },
@@ -135,11 +113,10 @@ async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, ws: fastwebsocke
         shared: shared.clone(),
         key,
         ip,
-        out: out_tx,
-        kill: kill.clone(),
+        gate: out.gate(),
+        out,
         state: State::Unjoined,
         last_typing: None,
-        seen,
     };
     let ending = reader.run(&mut read).await;
     if let State::Joined { handle } = &reader.state {
@@ -147,12 +124,17 @@ async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, ws: fastwebsocke
         // If the room is gone or jammed, it prunes closed outboxes on its own.
         let _ = handle.tx.send_timeout(leave, SEND_TIMEOUT).await;
     }
+    // The writer sends what is queued (a close, if the reader queued one) and stops; a stuck
+    // writer is bounded by its write timeout.
+    reader.out.finish();
     drop(reader);
-    // The writer ends once every outbox sender is gone (ours just dropped; the room's with
-    // Leave) or it sent a close; a stuck writer is bounded by WRITE_TIMEOUT.
     let _ = writer.await;
     if ending == Ending::Linger {
-        linger(SharedRead(raw_read)).await;
+        linger(SharedRead {
+            source: raw,
+            gate: None,
+        })
+        .await;
     }
     shared.metrics.closed();
 }
@@ -165,9 +147,19 @@ enum Ending {
     Linger,
 }
 
-/// The socket's read half, shared between fastwebsockets and `linger`. The lock is only taken
-/// inside `poll_read` (never across an await) and is uncontended: one reader at a time.
-struct SharedRead(Arc<std::sync::Mutex<Option<ReadHalf<Io>>>>);
+/// The socket's read side: bytes hyper read past the handshake (if any), then the socket.
+struct Source {
+    early: Bytes,
+    io: OwnedReadHalf,
+}
+
+/// The read side, shared between fastwebsockets and `linger`. The lock is only taken inside
+/// `poll_read` (never across an await) and is uncontended: one reader at a time. With a gate,
+/// reads fail once the outbox has finished the socket, which is how the reader learns of it.
+struct SharedRead {
+    source: Arc<std::sync::Mutex<Option<Source>>>,
+    gate: Option<Gate>,
+}
 
 impl tokio::io::AsyncRead for SharedRead {
     fn poll_read(
@@ -175,13 +167,29 @@ impl tokio::io::AsyncRead for SharedRead {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        let mut guard = match self.0.lock() {
+        use std::task::Poll;
+        let stopped = || std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        if self.gate.as_ref().is_some_and(Gate::is_stopped) {
+            return Poll::Ready(Err(stopped()));
+        }
+        let mut guard = match self.source.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        match guard.as_mut() {
-            Some(r) => std::pin::Pin::new(r).poll_read(cx, buf),
-            None => std::task::Poll::Ready(Ok(())),
+        let Some(source) = guard.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if !source.early.is_empty() {
+            let n = source.early.len().min(buf.remaining());
+            buf.put_slice(&source.early.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        match std::pin::Pin::new(&mut source.io).poll_read(cx, buf) {
+            Poll::Pending => match &self.gate {
+                Some(gate) if gate.poll_stopped(cx).is_ready() => Poll::Ready(Err(stopped())),
+                _ => Poll::Pending,
+            },
+            ready => ready,
         }
     }
 }
@@ -208,22 +216,16 @@ struct Reader {
     shared: Arc<Shared>,
     key: RoomKey,
     ip: IpAddr,
-    out: mpsc::Sender<Outbound>,
-    kill: CancellationToken,
+    out: Outbox,
+    /// Counts frames for the writer's idle check.
+    gate: Gate,
     state: State,
     last_typing: Option<Instant>,
-    /// Frames received so far; the writer reads it at each ping to spot an idle peer.
-    seen: Arc<AtomicU64>,
 }
 
 impl Reader {
     async fn run(&mut self, read: &mut WebSocketRead<SharedRead>) -> Ending {
         let max = self.shared.config.max_ws_message_bytes;
-        // Created once: polling a fresh `cancelled()` per frame would take the token's lock
-        // and re-register a waiter every time.
-        let kill = self.kill.clone();
-        let killed = kill.cancelled();
-        tokio::pin!(killed);
         let out = self.out.clone();
         let mut obligated = move |frame: Frame<'_>| {
             let item = match frame.opcode {
@@ -232,22 +234,17 @@ impl Reader {
             };
             let out = out.clone();
             async move {
-                out.send(item)
+                out.push(item)
                     .await
-                    .map_err(|_| std::io::Error::other("socket writer is gone"))
+                    .map_err(|_| std::io::Error::other("socket is closing"))
             }
         };
         let mut partial: Option<(OpCode, Vec<u8>)> = None;
         loop {
-            // Idle peers are found by the writer at its ping ticks (see `Liveness`), so there is
-            // no timer to arm per frame here. Cancelling `read_frame` can lose a partial frame;
-            // it only happens when the socket is being torn down anyway.
-            let next = tokio::select! {
-                biased;
-                _ = &mut killed => return Ending::Done,
-                r = read.read_frame(&mut obligated) => r,
-            };
-            self.seen.fetch_add(1, Ordering::Relaxed);
+            // Idle peers are found by the writer at its ping ticks, so there is no timer to arm
+            // per frame here; a socket the outbox has finished fails its next read (the gate).
+            let next = read.read_frame(&mut obligated).await;
+            self.gate.saw_frame();
             let frame = match next {
                 Err(WebSocketError::FrameTooLarge) => {
                     self.close(1009, "message_too_big").await;
@@ -289,12 +286,12 @@ impl Reader {
     }
 
     async fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.out.send(Outbound::Close { code, reason }).await;
+        let _ = self.out.push(Outbound::Close { code, reason }).await;
     }
 
     async fn send(&self, item: Outbound) {
-        // Fails only when the writer is gone, and then the socket is closing anyway.
-        let _ = self.out.send(item).await;
+        // Fails only when the socket is closing anyway.
+        let _ = self.out.push(item).await;
     }
 
     async fn reply_err(&self, reference: &str, e: RelayError) {
@@ -440,7 +437,6 @@ impl Reader {
             reference: reference.clone(),
             deadline,
             out: self.out.clone(),
-            kill: self.kill.clone(),
         };
         let shared = self.shared.clone();
         let answer = shared
@@ -540,160 +536,6 @@ fn assemble(
             }
         }
     }
-}
-
-/// How the writer tells a live peer from an idle one without a timer per frame: the reader
-/// counts frames in `seen` (pongs included); at each ping tick the writer checks whether the
-/// count moved, and closes the socket once it has stood still for `idle_after`.
-struct Liveness {
-    seen: Arc<AtomicU64>,
-    ping_every: Duration,
-    idle_after: Duration,
-}
-
-/// Owns the write half: sends what the outbox holds, in order, batching whatever is queued into
-/// one flush; pings on an interval and closes idle peers (1001); closes with 1001 on shutdown and
-/// 1008 when the room dropped this socket for being too slow.
-async fn write_loop(
-    mut ws: WebSocketWrite<BufWriter<WriteHalf<Io>>>,
-    mut rx: mpsc::Receiver<Outbound>,
-    kill: CancellationToken,
-    shutdown: CancellationToken,
-    live: Liveness,
-) {
-    let every = live.ping_every;
-    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
-    let mut last_count = live.seen.load(Ordering::Relaxed);
-    let mut quiet_since = Instant::now();
-    let killed = kill.cancelled();
-    tokio::pin!(killed);
-    loop {
-        let item = tokio::select! {
-            biased;
-            _ = &mut killed => {
-                // `kill` is a child of `shutdown`: tell the two apart for the close code.
-                let (code, reason) = if shutdown.is_cancelled() {
-                    (1001, "going_away")
-                } else {
-                    (1008, "too_slow")
-                };
-                let _ = write_close(&mut ws, code, reason).await;
-                break;
-            }
-            item = rx.recv() => item,
-            _ = ping.tick() => {
-                let count = live.seen.load(Ordering::Relaxed);
-                if count != last_count {
-                    last_count = count;
-                    quiet_since = Instant::now();
-                } else if quiet_since.elapsed() >= live.idle_after {
-                    let _ = write_close(&mut ws, 1001, "idle_timeout").await;
-                    break;
-                }
-                let frame = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[]));
-                if write(&mut ws, frame).await.is_err() || flush(&mut ws).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-        };
-        let Some(mut item) = item else { break };
-        let mut done = false;
-        loop {
-            match write_item(&mut ws, item, &shutdown).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => {
-                    done = true;
-                    break;
-                }
-            }
-            match rx.try_recv() {
-                Ok(next) => item = next,
-                Err(_) => break,
-            }
-        }
-        if flush(&mut ws).await.is_err() || done {
-            break;
-        }
-    }
-    // Whoever still holds an outbox sender learns the socket is gone from the closed channel.
-    rx.close();
-    kill.cancel();
-}
-
-/// Writes one item; `Ok(false)` when the socket is finished after it.
-async fn write_item(
-    ws: &mut WebSocketWrite<BufWriter<WriteHalf<Io>>>,
-    item: Outbound,
-    shutdown: &CancellationToken,
-) -> Result<bool, WebSocketError> {
-    match item {
-        Outbound::Text(text) => {
-            write(ws, Frame::text(Payload::Borrowed(&text))).await?;
-            Ok(true)
-        }
-        Outbound::Pair(pair) => {
-            write(ws, Frame::text(Payload::Borrowed(&pair.0))).await?;
-            write(ws, Frame::text(Payload::Borrowed(&pair.1))).await?;
-            Ok(true)
-        }
-        // Boxed: waiting out a time floor takes a timer, which idle sockets need not carry.
-        Outbound::Held(held) => Box::pin(write_held(ws, *held, shutdown)).await,
-        Outbound::Pong(payload) => {
-            write(ws, Frame::pong(Payload::Borrowed(&payload))).await?;
-            Ok(true)
-        }
-        Outbound::CloseEcho(payload) => {
-            write(ws, Frame::close_raw(Payload::Borrowed(&payload))).await?;
-            Ok(false)
-        }
-        Outbound::Close { code, reason } => {
-            write_close(ws, code, reason).await?;
-            Ok(false)
-        }
-    }
-}
-
-/// Writes a held join reply once its time floor has passed.
-async fn write_held(
-    ws: &mut WebSocketWrite<BufWriter<WriteHalf<Io>>>,
-    (until, text): (Instant, Bytes),
-    shutdown: &CancellationToken,
-) -> Result<bool, WebSocketError> {
-    if until > Instant::now() {
-        // Whatever queued behind this reply must not overtake it, so it goes out first.
-        flush(ws).await?;
-        tokio::select! {
-            _ = tokio::time::sleep_until(until) => {}
-            _ = shutdown.cancelled() => return Ok(true),
-        }
-    }
-    write(ws, Frame::text(Payload::Borrowed(&text))).await?;
-    Ok(true)
-}
-
-async fn write(
-    ws: &mut WebSocketWrite<BufWriter<WriteHalf<Io>>>,
-    frame: Frame<'_>,
-) -> Result<(), WebSocketError> {
-    timeout(WRITE_TIMEOUT, ws.write_frame(frame))
-        .await
-        .map_err(|_| WebSocketError::ConnectionClosed)?
-}
-
-async fn flush(ws: &mut WebSocketWrite<BufWriter<WriteHalf<Io>>>) -> Result<(), WebSocketError> {
-    timeout(WRITE_TIMEOUT, ws.flush())
-        .await
-        .map_err(|_| WebSocketError::ConnectionClosed)?
-}
-
-async fn write_close(
-    ws: &mut WebSocketWrite<BufWriter<WriteHalf<Io>>>,
-    code: u16,
-    reason: &str,
-) -> Result<(), WebSocketError> {
-    write(ws, Frame::close(code, reason.as_bytes())).await?;
-    flush(ws).await
 }
 
 #[cfg(test)]

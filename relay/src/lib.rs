@@ -24,6 +24,7 @@ pub mod connection;
 pub mod error;
 pub mod guard;
 pub mod metrics;
+pub mod outbox;
 pub mod ratelimit;
 pub mod room;
 pub mod rooms;

@@ -19,15 +19,13 @@ use stelgano_proto::server::{reply_error, reply_ok, Empty, JoinOk, MessageRef, S
 use stelgano_proto::{Broadcast, MessagePayload};
 use stelgano_store::{Guard, RoomKey, RoomRecord, Seat, Tier};
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::connection::Outbound;
 use crate::error::RelayError;
 use crate::guard::{self, Strike};
+use crate::outbox::{Outbound, Outbox, Refused};
 use crate::Shared;
 
 /// Capacity of a room's mailbox. Senders wait for room (connections with a timeout, see
@@ -61,8 +59,7 @@ pub struct JoinRequest {
     pub ip: IpAddr,
     pub reference: Option<String>,
     pub deadline: Instant,
-    pub out: mpsc::Sender<Outbound>,
-    pub kill: CancellationToken,
+    pub out: Outbox,
 }
 
 /// An event from joined socket `conn`, with the client's ref.
@@ -108,8 +105,7 @@ pub struct RoomHandle {
 struct Member {
     conn: u64,
     seat: usize,
-    out: mpsc::Sender<Outbound>,
-    kill: CancellationToken,
+    out: Outbox,
 }
 
 /// The room's one message. Kept compact: a parked room (no socket) costs little more than this.
@@ -223,8 +219,13 @@ impl RoomActor {
         }
         self.rx.close();
         while self.rx.try_recv().is_ok() {}
+        let (code, reason) = if self.shared.cancel.is_cancelled() {
+            (1001, "going_away")
+        } else {
+            (1011, "internal_error")
+        };
         for m in self.members.drain(..) {
-            m.kill.cancel();
+            m.out.kill(code, reason);
         }
     }
 
@@ -356,8 +357,8 @@ impl RoomActor {
         };
         if let Some(frame) = frame {
             let held = Outbound::Held(Box::new((req.deadline, Bytes::from(frame))));
-            if req.out.try_send(held).is_err() {
-                req.kill.cancel();
+            if req.out.try_push(held).is_err() {
+                req.out.kill(1008, "too_slow");
                 return false;
             }
         }
@@ -367,7 +368,6 @@ impl RoomActor {
             conn: req.conn,
             seat,
             out: req.out,
-            kill: req.kill,
         });
         true
     }
@@ -651,12 +651,12 @@ impl RoomActor {
             if let Some(m) = self.members.iter().find(|m| m.conn == conn) {
                 let _ = m
                     .out
-                    .try_send(Outbound::Text(Bytes::from(reply_ok(&r, &Empty {}))));
+                    .try_push(Outbound::Text(Bytes::from(reply_ok(&r, &Empty {}))));
             }
         }
         for m in std::mem::take(&mut self.members) {
             // A full or closed outbox means the socket is going anyway.
-            let _ = m.out.try_send(Outbound::Close {
+            let _ = m.out.try_push(Outbound::Close {
                 code: 1000,
                 reason: "room_expired",
             });
@@ -676,7 +676,7 @@ impl RoomActor {
                 Skip::Conn(conn) if m.conn == conn => continue,
                 _ => {}
             }
-            if let Err(TrySendError::Full(_)) = m.out.try_send(Outbound::Text(frame.clone())) {
+            if let Err(Refused::Full) = m.out.try_push(Outbound::Text(frame.clone())) {
                 slow.push(m.conn);
             }
             // Closed: the socket is going; its Leave (or the idle prune) removes it.
@@ -686,8 +686,8 @@ impl RoomActor {
         }
     }
 
-    fn push(&mut self, out: &mpsc::Sender<Outbound>, conn: u64, item: Outbound) {
-        if let Err(TrySendError::Full(_)) = out.try_send(item) {
+    fn push(&mut self, out: &Outbox, conn: u64, item: Outbound) {
+        if let Err(Refused::Full) = out.try_push(item) {
             self.drop_slow(&[conn]);
         }
     }
@@ -695,7 +695,7 @@ impl RoomActor {
     fn drop_slow(&mut self, conns: &[u64]) {
         self.members.retain(|m| {
             if conns.contains(&m.conn) {
-                m.kill.cancel();
+                m.out.kill(1008, "too_slow");
                 false
             } else {
                 true

@@ -176,7 +176,10 @@ fn upgrade(
     if let Err(wait) = shared.limits.allow_upgrade(ip) {
         return too_many(wait);
     }
-    let (response, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
+    // Taken before fastwebsockets builds the reply: the relay wants the raw upgraded socket
+    // (see `connection::serve`), not fastwebsockets' wrapper around it.
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (response, _) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(pair) => pair,
         Err(e) => {
             debug!(error = %e, "bad websocket handshake");
@@ -188,7 +191,7 @@ fn upgrade(
         shared.clone(),
         key,
         ip,
-        fut,
+        on_upgrade,
         permit,
     ));
     response.map(|_| Body::default())
