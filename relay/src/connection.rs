@@ -77,10 +77,16 @@ pub(crate) async fn serve(
         }
     };
     let (read, write) = parts.io.into_inner().into_split();
-    let source = Source {
-        early: parts.read_buf,
-        io: read,
+    // What hyper read past the handshake (often the client's first frame) is a view into hyper's
+    // whole read buffer: only a copy is kept, and the view is dropped now rather than at the end
+    // of this function, which lives as long as the socket.
+    let early = if parts.read_buf.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&parts.read_buf)
     };
+    drop(parts.read_buf);
+    let source = Source { early, io: read };
     // The session runs in its own allocation, sized for what a live socket holds, instead of
     // inside this future, whose layout also has room for the handshake's state.
     Box::pin(session(shared, key, ip, source, Outbox::new(write))).await;

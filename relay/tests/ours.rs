@@ -130,3 +130,50 @@ async fn a_join_without_a_ref_joins_silently() {
     send(&mut p, body(10)).await;
     relay.shutdown().await;
 }
+
+/// A socket that stops reading is dropped from its room once 64 frames have queued behind what
+/// the kernel holds for it, and closed with 1008 `too_slow` once the frames ahead of the close
+/// are out; the room and its other party carry on.
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_closed_as_too_slow() {
+    let relay = TestRelay::start().await;
+    let mut pair = pair(&relay).await;
+    let (id, _) = send(&mut pair.pa, body(10)).await;
+    expect_event(&mut pair.pb, "new_message").await;
+
+    // From here pb reads nothing. Each edit of the unread message is broadcast to pb: 3,000 of
+    // about 11 KB are 32 MB, far more than loopback's socket buffers hold.
+    let ciphertext = stelgano_proto::check::b64_encode(&[9u8; 8000]);
+    let edit = json!({"message_id": id, "ciphertext": ciphertext, "iv": "AAECAwQFBgcICQoL"});
+    const EDITS: usize = 3000;
+    for _ in 0..EDITS {
+        let r = pair.pa.push("edit_message", edit.clone()).await;
+        let mut replied = false;
+        while !replied {
+            let v = pair.pa.json().await;
+            replied = v["ref"] == r.as_str();
+            if replied {
+                assert!(v["ok"].is_object(), "{v}");
+            }
+        }
+    }
+
+    let mut edits_seen = 0;
+    let close = loop {
+        match pair.pb.recv().await {
+            Got::Json(v) => {
+                assert_eq!(v["event"], "message_edited", "{v}");
+                edits_seen += 1;
+            }
+            Got::Closed { code, reason } => break (code, reason),
+        }
+    };
+    assert_eq!(close, (1008, "too_slow".to_owned()));
+    assert!(edits_seen < EDITS, "pb got all {edits_seen} edits");
+
+    // The room is unharmed: pb's seat rejoins and finds the message as last edited.
+    let mut pb2 = relay.ws(&pair.room).await;
+    let r = ok(&pb2.join(&pair.b).await);
+    assert_eq!(r["current_message"]["ciphertext"], edit["ciphertext"]);
+    relay.shutdown().await;
+}
