@@ -1,6 +1,6 @@
 //! One WebSocket: reads and validates client frames, forwards them to the room, writes replies.
 //!
-//! The reader (this module's `serve`) parses frames with fastwebsockets and validates every
+//! The reader (this module's `serve`) parses frames (see `frames`) and validates every
 //! field before anything reaches the room. Everything the socket sends goes through its
 //! [`Outbox`]: replies from the reader, broadcasts and replies from the room actor, and pings
 //! from the outbox's writer task, in one order. Join replies are `Held` items: the writer waits
@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketRead};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use rand::Rng;
@@ -29,6 +28,7 @@ use tokio::time::{timeout, Instant};
 use tracing::debug;
 
 use crate::error::RelayError;
+use crate::frames::{self, FrameReader, Next, OpCode};
 pub use crate::outbox::Outbound;
 use crate::outbox::{self, Gate, Liveness, Outbox};
 use crate::room::{Command, JoinRequest, Op, OpRequest, RoomHandle};
@@ -94,18 +94,15 @@ pub(crate) async fn serve(
 
 async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, out: Outbox) {
     shared.metrics.opened();
-    // The read half stays reachable outside fastwebsockets so that after refusing an oversized
-    // frame the relay can drain the unread rest before closing (see `linger`).
+    // The read half stays reachable after the reader so that after refusing an oversized frame
+    // the relay can drain the unread rest before closing (see `linger`).
     let raw = Arc::new(std::sync::Mutex::new(Some(source)));
-    let gated = SharedRead {
+    let mut read = SharedRead {
         source: raw.clone(),
         gate: Some(out.gate()),
     };
-    // fastwebsockets only reads here; everything written goes through the outbox.
-    let (mut read, _) =
-        fastwebsockets::after_handshake_split(gated, tokio::io::sink(), Role::Server);
     // Frames count against the limit one by one here; `assemble` bounds the sum over fragments.
-    read.set_max_message_size(shared.config.max_ws_message_bytes.saturating_add(1));
+    let mut frames = FrameReader::new(shared.config.max_ws_message_bytes);
     let writer = tokio::spawn(outbox::run_writer(
         out.clone(),
         shared.cancel.clone(),
@@ -124,7 +121,7 @@ async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, 
         state: State::Unjoined,
         last_typing: None,
     };
-    let ending = reader.run(&mut read).await;
+    let ending = reader.run(&mut frames, &mut read).await;
     if let State::Joined { handle } = &reader.state {
         let leave = Command::Leave { conn: reader.conn };
         // If the room is gone or jammed, it prunes closed outboxes on its own.
@@ -159,7 +156,7 @@ struct Source {
     io: OwnedReadHalf,
 }
 
-/// The read side, shared between fastwebsockets and `linger`. The lock is only taken inside
+/// The read side, shared between the frame reader and `linger`. The lock is only taken inside
 /// `poll_read` (never across an await) and is uncontended: one reader at a time. With a gate,
 /// reads fail once the outbox has finished the socket, which is how the reader learns of it.
 struct SharedRead {
@@ -230,41 +227,42 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, read: &mut WebSocketRead<SharedRead>) -> Ending {
+    async fn run(&mut self, frames: &mut FrameReader, read: &mut SharedRead) -> Ending {
         let max = self.shared.config.max_ws_message_bytes;
-        let out = self.out.clone();
-        let mut obligated = move |frame: Frame<'_>| {
-            let item = match frame.opcode {
-                OpCode::Close => Outbound::CloseEcho(frame.payload.to_vec()),
-                _ => Outbound::Pong(frame.payload.to_vec()),
-            };
-            let out = out.clone();
-            async move {
-                out.push(item)
-                    .await
-                    .map_err(|_| std::io::Error::other("socket is closing"))
-            }
-        };
         let mut partial: Option<(OpCode, Vec<u8>)> = None;
         loop {
             // Idle peers are found by the writer at its ping ticks, so there is no timer to arm
             // per frame here; a socket the outbox has finished fails its next read (the gate).
-            let next = read.read_frame(&mut obligated).await;
+            let next = frames.next(read).await;
             self.gate.saw_frame();
             let frame = match next {
-                Err(WebSocketError::FrameTooLarge) => {
+                Next::Frame(frame) => frame,
+                Next::TooLarge => {
                     self.close(1009, "message_too_big").await;
                     return Ending::Linger;
                 }
-                Err(e) => {
-                    debug!(error = %e, "websocket read ended");
-                    return Ending::Done;
+                Next::Protocol => {
+                    self.close(1002, "protocol_error").await;
+                    return Ending::Linger;
                 }
-                Ok(frame) => frame,
+                Next::Ended => return Ending::Done,
             };
             match frame.opcode {
-                OpCode::Close => return Ending::Done,
-                OpCode::Ping | OpCode::Pong => continue,
+                OpCode::Close => {
+                    // Echo a well-formed close (RFC 6455 §5.5.1); fail a malformed one.
+                    let item = if frames::close_payload_ok(&frame.payload) {
+                        Outbound::CloseEcho(frame.payload)
+                    } else {
+                        Outbound::Close {
+                            code: 1002,
+                            reason: "protocol_error",
+                        }
+                    };
+                    self.send(item).await;
+                    return Ending::Done;
+                }
+                OpCode::Ping => self.send(Outbound::Pong(frame.payload)).await,
+                OpCode::Pong => {}
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                     match assemble(&mut partial, frame.opcode, frame.fin, frame.payload, max) {
                         Assembled::More => continue,
@@ -505,12 +503,12 @@ enum Assembled {
     Bad,
 }
 
-/// Reassembles fragmented messages, bounding the total (fastwebsockets bounds single frames only).
+/// Reassembles fragmented messages, bounding the total (the frame reader bounds single frames).
 fn assemble(
     partial: &mut Option<(OpCode, Vec<u8>)>,
     opcode: OpCode,
     fin: bool,
-    payload: Payload<'_>,
+    payload: Vec<u8>,
     max: usize,
 ) -> Assembled {
     match (opcode, partial.as_mut()) {
@@ -535,9 +533,9 @@ fn assemble(
                 return Assembled::TooBig;
             }
             if fin {
-                Assembled::Done(op, payload.to_vec())
+                Assembled::Done(op, payload)
             } else {
-                *partial = Some((op, payload.to_vec()));
+                *partial = Some((op, payload));
                 Assembled::More
             }
         }

@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod frames;
 pub mod guard;
 pub mod metrics;
 pub mod outbox;

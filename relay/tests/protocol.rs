@@ -1363,3 +1363,39 @@ fn uuid_like() -> String {
         &h[20..32]
     )
 }
+
+/// Control frames: a ping is answered with a pong carrying its payload, and a ping between the
+/// fragments of a message does not disturb the reassembly (RFC 6455 §5.4, §5.5.2).
+#[tokio::test]
+async fn pings_get_pongs_even_between_fragments() {
+    use fastwebsockets::{Frame, OpCode};
+    let relay = TestRelay::start().await;
+    let mut ws = raw_ws(relay.addr, &random_hex()).await;
+    ws.set_auto_pong(false);
+    let ping = |p: &[u8]| Frame::new(true, OpCode::Ping, None, p.to_vec().into());
+    ws.write_frame(ping(b"are you there")).await.unwrap();
+    let pong = ws.read_frame().await.unwrap();
+    assert_eq!(pong.opcode, OpCode::Pong);
+    assert_eq!(&pong.payload[..], b"are you there");
+
+    let text = br#"{"event":"typing","ref":"7","data":{}}"#;
+    let (a, b) = text.split_at(10);
+    let first = Frame::new(false, OpCode::Text, None, a.to_vec().into());
+    ws.write_frame(first).await.unwrap();
+    ws.write_frame(ping(b"mid")).await.unwrap();
+    let last = Frame::new(true, OpCode::Continuation, None, b.to_vec().into());
+    ws.write_frame(last).await.unwrap();
+    let pong = ws.read_frame().await.unwrap();
+    assert_eq!(
+        (pong.opcode, &pong.payload[..]),
+        (OpCode::Pong, &b"mid"[..])
+    );
+    match raw_recv(&mut ws).await {
+        Got::Json(v) => {
+            assert_eq!(v["ref"], "7", "{v}");
+            assert_error(&v, "not_joined");
+        }
+        other => panic!("expected the reply to the reassembled message, got {other:?}"),
+    }
+    relay.shutdown().await;
+}
