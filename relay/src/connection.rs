@@ -94,12 +94,9 @@ pub(crate) async fn serve(
 
 async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, out: Outbox) {
     shared.metrics.opened();
-    // The read half stays reachable after the reader so that after refusing an oversized frame
-    // the relay can drain the unread rest before closing (see `linger`).
-    let raw = Arc::new(std::sync::Mutex::new(Some(source)));
-    let mut read = SharedRead {
-        source: raw.clone(),
-        gate: Some(out.gate()),
+    let mut read = GatedRead {
+        source,
+        gate: out.gate(),
     };
     // Frames count against the limit one by one here; `assemble` bounds the sum over fragments.
     let mut frames = FrameReader::new(shared.config.max_ws_message_bytes);
@@ -133,11 +130,8 @@ async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, 
     drop(reader);
     let _ = writer.await;
     if ending == Ending::Linger {
-        linger(SharedRead {
-            source: raw,
-            gate: None,
-        })
-        .await;
+        // The gate is closed by now; what is left is drained from the socket itself.
+        linger(read.source).await;
     }
     shared.metrics.closed();
 }
@@ -156,43 +150,43 @@ struct Source {
     io: OwnedReadHalf,
 }
 
-/// The read side, shared between the frame reader and `linger`. The lock is only taken inside
-/// `poll_read` (never across an await) and is uncontended: one reader at a time. With a gate,
-/// reads fail once the outbox has finished the socket, which is how the reader learns of it.
-struct SharedRead {
-    source: Arc<std::sync::Mutex<Option<Source>>>,
-    gate: Option<Gate>,
+impl tokio::io::AsyncRead for Source {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.early.is_empty() {
+            let n = self.early.len().min(buf.remaining());
+            let head = self.early.split_to(n);
+            buf.put_slice(&head);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
 }
 
-impl tokio::io::AsyncRead for SharedRead {
+/// The read side as the reader sees it: reads fail once the outbox has finished the socket,
+/// which is how the reader learns of it (closed by the room, by shutdown, as idle, or broken).
+struct GatedRead {
+    source: Source,
+    gate: Gate,
+}
+
+impl tokio::io::AsyncRead for GatedRead {
     fn poll_read(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         use std::task::Poll;
         let stopped = || std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
-        if self.gate.as_ref().is_some_and(Gate::is_stopped) {
+        if self.gate.is_stopped() {
             return Poll::Ready(Err(stopped()));
         }
-        let mut guard = match self.source.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let Some(source) = guard.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        if !source.early.is_empty() {
-            let n = source.early.len().min(buf.remaining());
-            buf.put_slice(&source.early.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        match std::pin::Pin::new(&mut source.io).poll_read(cx, buf) {
-            Poll::Pending => match &self.gate {
-                Some(gate) if gate.poll_stopped(cx).is_ready() => Poll::Ready(Err(stopped())),
-                _ => Poll::Pending,
-            },
-            ready => ready,
+        match std::pin::Pin::new(&mut self.source).poll_read(cx, buf) {
+            Poll::Pending if self.gate.poll_stopped(cx).is_ready() => Poll::Ready(Err(stopped())),
+            other => other,
         }
     }
 }
@@ -201,7 +195,7 @@ impl tokio::io::AsyncRead for SharedRead {
 /// to 2 s or 1 MiB). Closing a TCP socket with unread data makes the kernel send a reset, which
 /// would destroy the close frame before the client reads it; draining first lets the client see
 /// 1009 and close cleanly.
-async fn linger(mut read: SharedRead) {
+async fn linger(mut read: Source) {
     use tokio::io::AsyncReadExt;
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut budget: usize = 1 << 20;
@@ -227,7 +221,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, frames: &mut FrameReader, read: &mut SharedRead) -> Ending {
+    async fn run(&mut self, frames: &mut FrameReader, read: &mut GatedRead) -> Ending {
         let max = self.shared.config.max_ws_message_bytes;
         let mut partial: Option<(OpCode, Vec<u8>)> = None;
         loop {
