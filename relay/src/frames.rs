@@ -332,6 +332,56 @@ mod tests {
         assert!(matches!(got[..], [Next::Frame(_), Next::Ended]), "{got:?}");
     }
 
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, the reader ends in a frame, a refusal or the end of the stream;
+        /// it never panics and never returns more payload than the limit.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let got = block_on(read_all(bytes, 64));
+            for n in &got {
+                if let Next::Frame(f) = n {
+                    proptest::prop_assert!(f.payload.len() <= 64);
+                }
+            }
+        }
+
+        /// Valid frames come back exactly, however the stream is cut into reads.
+        #[test]
+        fn frames_survive_any_split(
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..400), 1..5),
+            cut in 1usize..64,
+        ) {
+            use tokio::io::AsyncWriteExt;
+            let mut bytes = Vec::new();
+            for p in &payloads {
+                bytes.extend(masked(0x82, p));
+            }
+            let got = block_on(async move {
+                let (mut tx, mut rx) = tokio::io::duplex(cut);
+                let writer = tokio::spawn(async move {
+                    for chunk in bytes.chunks(cut) {
+                        tx.write_all(chunk).await.unwrap();
+                    }
+                });
+                let mut r = FrameReader::new(1000);
+                let mut out = Vec::new();
+                while let Next::Frame(f) = r.next(&mut rx).await {
+                    out.push(f.payload);
+                }
+                writer.await.unwrap();
+                out
+            });
+            proptest::prop_assert_eq!(got, payloads);
+        }
+    }
+
     #[test]
     fn close_payloads_are_checked() {
         assert!(close_payload_ok(&[]));
