@@ -344,27 +344,33 @@ impl<'a> Encoded<'a> {
         self.bodies[i] = body;
     }
 
-    fn slices(&self) -> Vec<IoSlice<'_>> {
-        let mut v = Vec::with_capacity(4);
+    /// The item as up to four slices (header and body per frame), without allocating: this
+    /// runs for every frame the relay sends.
+    fn slices(&self) -> ([IoSlice<'_>; 4], usize) {
+        let mut v = [IoSlice::new(&[]); 4];
+        let mut n = 0;
         for i in 0..self.frames {
-            let (h, n) = &self.heads[i];
-            v.push(IoSlice::new(&h[..*n]));
+            let (h, len) = &self.heads[i];
+            v[n] = IoSlice::new(&h[..*len]);
+            n += 1;
             let body: &[u8] = if self.close_body.is_empty() {
                 self.bodies[i]
             } else {
                 &self.close_body
             };
             if !body.is_empty() {
-                v.push(IoSlice::new(body));
+                v[n] = IoSlice::new(body);
+                n += 1;
             }
         }
-        v
+        (v, n)
     }
 
     fn to_vec(&self) -> Vec<u8> {
-        let slices = self.slices();
+        let (all, n) = self.slices();
+        let slices = &all[..n];
         let mut v = Vec::with_capacity(slices.iter().map(|s| s.len()).sum());
-        for s in &slices {
+        for s in slices {
             v.extend_from_slice(s);
         }
         v
@@ -375,9 +381,10 @@ impl<'a> Encoded<'a> {
 /// the kernel took only part (or nothing) and `rest` is what is left.
 fn write_direct(io: &OwnedWriteHalf, item: &Outbound) -> io::Result<Option<Vec<u8>>> {
     let enc = Encoded::of(item);
-    let slices = enc.slices();
+    let (all, count) = enc.slices();
+    let slices = &all[..count];
     let total: usize = slices.iter().map(|s| s.len()).sum();
-    let n = match io.try_write_vectored(&slices) {
+    let n = match io.try_write_vectored(slices) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),
@@ -387,7 +394,7 @@ fn write_direct(io: &OwnedWriteHalf, item: &Outbound) -> io::Result<Option<Vec<u
     }
     let mut rest = Vec::with_capacity(total - n);
     let mut skip = n;
-    for s in &slices {
+    for s in slices {
         if skip >= s.len() {
             skip -= s.len();
             continue;
