@@ -17,6 +17,9 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS connection to a `wss://` relay failed (certificate, name, handshake).
+    #[error("TLS with the relay failed: {0}")]
+    Tls(String),
     /// The relay answered an HTTP request (the WebSocket upgrade, or a look-up) with an error status.
     #[error("{}", http_message(*status))]
     Http { status: u16 },

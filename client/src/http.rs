@@ -8,7 +8,6 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::HOST;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::error::ClientError;
 use crate::ws::Target;
@@ -26,6 +25,8 @@ impl RelayUrl {
         let url = url.trim();
         let normalised = if let Some(rest) = url.strip_prefix("http://") {
             format!("ws://{rest}")
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
         } else if url.contains("://") {
             url.to_owned()
         } else {
@@ -72,13 +73,8 @@ pub async fn room_exists(
     let work = async {
         let url = relay.exists_url(room_hash);
         let target = Target::parse(&url)?;
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: target.authority.clone(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let stream = crate::ws::open(&target).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Protocol(format!("HTTP handshake failed: {e}")))?;
         // The driver ends by itself when the response is read and `sender` drops.
@@ -142,7 +138,8 @@ mod tests {
             r.exists_url("x"),
             "ws://relay.example/stelgano/api/room/x/exists"
         );
-        assert!(RelayUrl::parse("wss://relay.example").is_err());
+        let r = RelayUrl::parse("https://relay.example/").unwrap();
+        assert_eq!(r.room_socket("x"), "wss://relay.example/room/x/ws");
         assert!(RelayUrl::parse("ws://relay.example/?a=b").is_err());
     }
 }

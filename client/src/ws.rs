@@ -1,4 +1,5 @@
-//! Opening a WebSocket to the relay: the HTTP/1.1 upgrade handshake over plain TCP (`ws://`).
+//! Opening a connection to the relay: TCP (`ws://`) or TLS over TCP (`wss://`), and the HTTP/1.1
+//! WebSocket upgrade on top.
 //!
 //! Shared by the typed client and the bench, so it stays small and its signature stable.
 
@@ -10,7 +11,10 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, pki_types};
 
 use crate::error::ClientError;
 
@@ -31,11 +35,13 @@ where
     }
 }
 
-/// Where a `ws://` (or `http://`) URL points: the TCP address, the `Host` header and the path.
+/// Where a `ws://` / `wss://` (or `http://` / `https://`) URL points: the TCP address, whether
+/// to speak TLS, the `Host` header and the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     pub host: String,
     pub port: u16,
+    pub tls: bool,
     pub authority: String,
     pub path: String,
 }
@@ -47,13 +53,11 @@ impl Target {
             why: why.to_owned(),
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("ws") | Some("http") => {}
-            Some("wss") | Some("https") => {
-                return Err(bad("TLS (wss://) is not supported by this client; put the relay behind a local ws:// endpoint or use the browser client"))
-            }
-            _ => return Err(bad("the scheme must be ws:// or http://")),
-        }
+        let tls = match uri.scheme_str() {
+            Some("ws") | Some("http") => false,
+            Some("wss") | Some("https") => true,
+            _ => return Err(bad("the scheme must be ws://, wss://, http:// or https://")),
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         // IPv6 literals come bracketed ("[::1]"); TCP wants them bare.
         let host = authority
@@ -71,20 +75,59 @@ impl Target {
             .unwrap_or_else(|| "/".to_owned());
         Ok(Target {
             host,
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
             authority: authority.as_str().to_owned(),
             path,
         })
     }
 }
 
-/// Opens a WebSocket to `url` (for the relay: `ws://HOST:PORT/room/{room_hash}/ws`).
-///
-/// Only `ws://` (and `http://`, treated the same) is supported. A refused upgrade reports the
-/// HTTP status ([`ClientError::Http`]), so callers can tell a bad room hash (400) from the
-/// per-IP upgrade limit (429).
-pub async fn connect(url: &str) -> Result<WsStream, ClientError> {
-    let target = Target::parse(url)?;
+/// Any byte stream to the relay: plain TCP or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The environment variable naming a PEM file of extra CA certificates to trust for `wss://`
+/// (a self-hosted relay with a private CA); the public web's roots are always trusted.
+pub const CA_FILE_ENV: &str = "STELGANO_CA_FILE";
+
+/// TLS settings, built once: Mozilla's roots plus any from [`CA_FILE_ENV`].
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    let made = CONFIG.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = std::env::var_os(CA_FILE_ENV) {
+            use pki_types::pem::PemObject;
+            let shown = std::path::Path::new(&path).display().to_string();
+            let certs = pki_types::CertificateDer::pem_file_iter(&path)
+                .map_err(|e| format!("{CA_FILE_ENV}={shown}: {e}"))?;
+            let mut added = 0;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("{CA_FILE_ENV}={shown}: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{CA_FILE_ENV}={shown}: {e}"))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(format!("{CA_FILE_ENV}={shown}: no certificate in the file"));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    });
+    made.clone().map_err(ClientError::Tls)
+}
+
+/// Opens the byte stream to `target`: TCP, then TLS when the URL said `wss://` or `https://`
+/// (the certificate must be valid for the URL's host).
+pub(crate) async fn open(target: &Target) -> Result<Box<dyn Io>, ClientError> {
     let stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|source| ClientError::Connect {
@@ -98,6 +141,27 @@ pub async fn connect(url: &str) -> Result<WsStream, ClientError> {
             addr: target.authority.clone(),
             source,
         })?;
+    if !target.tls {
+        return Ok(Box::new(stream));
+    }
+    let name = pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|e| ClientError::Tls(format!("{}: {e}", target.host)))?;
+    let tls = tokio_rustls::TlsConnector::from(tls_config()?)
+        .connect(name, stream)
+        .await
+        .map_err(|e| ClientError::Tls(format!("{}: {e}", target.authority)))?;
+    Ok(Box::new(tls))
+}
+
+/// Opens a WebSocket to `url` (for the relay: `ws://HOST:PORT/room/{room_hash}/ws`, or `wss://`
+/// behind TLS).
+///
+/// `http://` and `https://` are taken as `ws://` and `wss://`. A refused upgrade reports the
+/// HTTP status ([`ClientError::Http`]), so callers can tell a bad room hash (400) from the
+/// per-IP upgrade limit (429).
+pub async fn connect(url: &str) -> Result<WsStream, ClientError> {
+    let target = Target::parse(url)?;
+    let stream = open(&target).await?;
     let request = Request::builder()
         .method("GET")
         .uri(target.path.as_str())
@@ -133,7 +197,9 @@ mod tests {
         assert_eq!((t.port, t.path.as_str()), (80, "/"));
         let t = Target::parse("ws://[::1]:9/x").unwrap();
         assert_eq!(t.host, "::1");
-        assert!(Target::parse("wss://example.org/").is_err());
+        let t = Target::parse("wss://example.org/s").unwrap();
+        assert_eq!((t.port, t.tls, t.path.as_str()), (443, true, "/s"));
+        assert!(!Target::parse("ws://example.org/").unwrap().tls);
         assert!(Target::parse("ftp://example.org/").is_err());
         assert!(Target::parse("not a url").is_err());
     }

@@ -75,7 +75,20 @@ impl Party {
 
     /// Runs `stelgano --relay URL ARGS...`, optionally feeding `stdin`.
     pub async fn run(&self, relay: &str, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_env(relay, args, stdin, &[]).await
+    }
+
+    /// As [`run`](Self::run), with extra environment variables.
+    pub async fn run_env(
+        &self,
+        relay: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Run {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_stelgano"));
+        cmd.env_remove("STELGANO_CA_FILE");
+        cmd.envs(env.iter().copied());
         cmd.arg("--relay")
             .arg(relay)
             .args(args)
