@@ -307,6 +307,8 @@ struct Encoded<'a> {
     heads: [([u8; 10], usize); 2],
     bodies: [&'a [u8]; 2],
     frames: usize,
+    /// A `Close` has no bytes to borrow: its body (code, then reason) is built here, and stands
+    /// in for `bodies[0]` when set.
     close_body: Vec<u8>,
 }
 
