@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::error::RelayError;
 use crate::frames::{self, FrameReader, Next, OpCode};
-pub use crate::outbox::Outbound;
+use crate::outbox::Outbound;
 use crate::outbox::{self, Gate, Liveness, Outbox};
 use crate::room::{Command, JoinRequest, Op, OpRequest, RoomHandle};
 use crate::rooms::SEND_TIMEOUT;
