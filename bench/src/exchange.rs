@@ -8,6 +8,9 @@
 //! and then reply `ok` to A; the message counts as delivered when B reads it, and then it is B's
 //! turn. A's own copy and its `ok` wait in A's socket buffer and are read on A's next read.
 //! Against the echo server each party waits for its own frame to come back, and turns alternate.
+//! Against a fanout pair the server writes every frame to the partner and back to the sender, like
+//! the relay without the protocol: the partner's copy is the delivery, the sender's own copy waits
+//! in its socket buffer like the relay's `ok`.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,18 @@ impl Party {
 pub enum Mode {
     Relay,
     Echo,
+    Fanout,
+}
+
+impl Mode {
+    /// The target's name in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Relay => "relay",
+            Mode::Echo => "echo",
+            Mode::Fanout => "fanout",
+        }
+    }
 }
 
 /// The driver's next step.
@@ -89,7 +104,7 @@ impl Exchange {
     /// The socket that will receive the in-flight message.
     fn receiver_of(&self, sender: Party) -> Party {
         match self.mode {
-            Mode::Relay => sender.other(),
+            Mode::Relay | Mode::Fanout => sender.other(),
             Mode::Echo => sender,
         }
     }
@@ -120,7 +135,7 @@ impl Exchange {
 
     pub fn sent(&mut self, by: Party, at: Instant) {
         self.in_flight = Some((by, at));
-        if self.mode == Mode::Relay {
+        if matches!(self.mode, Mode::Relay | Mode::Fanout) {
             self.acks_owed[by.index()] += 1;
         }
     }
@@ -156,6 +171,24 @@ impl Exchange {
                 }
                 _ => Outcome::Unexpected("unexpected_echo"),
             },
+            // The sender's own copy of an earlier send comes before anything the partner sends
+            // after it, so a copy still owed is always the frame at the head of the socket.
+            (Mode::Fanout, Seen::Echo) => {
+                let owed = &mut self.acks_owed[on.index()];
+                if *owed > 0 {
+                    *owed -= 1;
+                    Outcome::Ignored
+                } else {
+                    match self.in_flight {
+                        Some((sender, t0)) if sender == on.other() => {
+                            self.in_flight = None;
+                            self.next_sender = on;
+                            Outcome::Delivered(at.saturating_duration_since(t0))
+                        }
+                        _ => Outcome::Unexpected("unexpected_echo"),
+                    }
+                }
+            }
             (_, Seen::Unreadable) => Outcome::Unexpected("unreadable_frame"),
             _ => Outcome::Unexpected("unexpected_frame"),
         };
@@ -273,5 +306,38 @@ mod tests {
         x.seen(Party::B, Seen::Echo, t);
         // No replies are owed to an echo client.
         assert_eq!(x.next(), Next::Done);
+    }
+
+    #[test]
+    fn fanout_delivers_to_the_partner_and_drains_own_copies() {
+        let t = Instant::now();
+        let mut x = Exchange::new(Mode::Fanout);
+        assert_eq!(x.next(), Next::Send(Party::A));
+        x.sent(Party::A, t);
+        assert_eq!(x.next(), Next::Read(Party::B));
+        assert_eq!(
+            x.seen(Party::B, Seen::Echo, t + ms(2)),
+            Outcome::Delivered(ms(2))
+        );
+        assert_eq!(x.next(), Next::Send(Party::B));
+        x.sent(Party::B, t + ms(3));
+        // A's own copy of its first send is read before B's message.
+        assert_eq!(x.next(), Next::Read(Party::A));
+        assert_eq!(x.seen(Party::A, Seen::Echo, t), Outcome::Ignored);
+        assert_eq!(
+            x.seen(Party::A, Seen::Echo, t + ms(5)),
+            Outcome::Delivered(ms(2))
+        );
+        // Stopping collects B's own copy, then ends.
+        x.stop();
+        assert_eq!(x.next(), Next::Read(Party::B));
+        assert_eq!(x.seen(Party::B, Seen::Echo, t), Outcome::Ignored);
+        assert_eq!(x.next(), Next::Done);
+        // A frame nobody is owed or waiting for is a fault.
+        let mut x = Exchange::new(Mode::Fanout);
+        assert_eq!(
+            x.seen(Party::A, Seen::Echo, t),
+            Outcome::Unexpected("unexpected_echo")
+        );
     }
 }

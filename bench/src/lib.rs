@@ -1,11 +1,11 @@
-//! stelgano-bench: load scenarios against a relay on this machine, a bare WebSocket echo baseline,
+//! stelgano-bench: load scenarios against a relay on this machine, bare WebSocket baselines,
 //! and reports (table, JSON, charts).
 //!
 //! # Layout
 //! - [`cli`]: flags and the top-level run; `main.rs` only builds the runtime.
 //! - [`target`]: the loopback-only target URL and the source addresses sockets bind to.
 //! - [`ws`]: client WebSockets bound to a chosen source address.
-//! - [`echo`]: the echo server baseline.
+//! - [`echo`]: the baselines: echo (one frame in, one out) and fanout pairs (one in, two out).
 //! - [`identity`]: random room hashes, pairing codes and pre-encoded frames.
 //! - [`inbound`]: a cheap classification of relay frames for the hot loop.
 //! - [`exchange`]: the turn-based exchange of one room as a state machine.

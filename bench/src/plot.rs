@@ -155,7 +155,11 @@ pub fn charts(report: &Report) -> Vec<Chart> {
     };
     let ms = |v: Option<f64>| v.map(|us| us / 1000.0);
     let mut out = Vec::new();
-    let (relay, echo) = (of("pingpong", "relay"), of("pingpong", "echo"));
+    let (relay, echo, fanout) = (
+        of("pingpong", "relay"),
+        of("pingpong", "echo"),
+        of("pingpong", "fanout"),
+    );
     if !relay.is_empty() || !echo.is_empty() {
         out.push(Chart {
             file_stem: "pingpong-throughput".into(),
@@ -164,6 +168,7 @@ pub fn charts(report: &Report) -> Vec<Chart> {
             series: vec![
                 series(&relay, "relay", |g| g.median.msgs_per_s),
                 series(&echo, "echo baseline", |g| g.median.msgs_per_s),
+                series(&fanout, "fanout baseline", |g| g.median.msgs_per_s),
             ],
         });
         out.push(Chart {
@@ -175,6 +180,17 @@ pub fn charts(report: &Report) -> Vec<Chart> {
                 series(&relay, "relay p99", |g| ms(g.median.p99_us)),
                 series(&relay, "relay p99.9", |g| ms(g.median.p999_us)),
                 series(&echo, "echo p99", |g| ms(g.median.p99_us)),
+            ],
+        });
+        let cpu = |g: &Group| g.median.cpu_us_per_op;
+        out.push(Chart {
+            file_stem: "pingpong-cpu".into(),
+            title: "server CPU per delivered message".into(),
+            y_label: "µs / message".into(),
+            series: vec![
+                series(&relay, "relay", cpu),
+                series(&fanout, "fanout baseline (1 in, 2 out)", cpu),
+                series(&echo, "echo baseline (1 in, 1 out)", cpu),
             ],
         });
     }
@@ -233,7 +249,10 @@ mod tests {
         );
         let cs = charts(&report);
         let stems: Vec<&str> = cs.iter().map(|c| c.file_stem.as_str()).collect();
-        assert_eq!(stems, ["pingpong-throughput", "pingpong-latency"]);
+        assert_eq!(
+            stems,
+            ["pingpong-throughput", "pingpong-latency", "pingpong-cpu"]
+        );
         assert_eq!(cs[0].series[0].points, vec![(10.0, 100.0), (100.0, 200.0)]);
         assert_eq!(cs[1].series[1].points, vec![(10.0, 1.0), (100.0, 1.0)]);
     }

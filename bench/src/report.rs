@@ -80,6 +80,9 @@ pub struct Group {
     pub median: Medians,
     /// The relay's median msgs/s over the echo server's at the same room count, same invocation.
     pub ratio_to_echo: Option<f64>,
+    /// The relay's median server CPU per message over the fanout baseline's (the same I/O per
+    /// message with no protocol work) at the same room count, same invocation.
+    pub cpu_ratio_to_fanout: Option<f64>,
     pub runs: Vec<Point>,
 }
 
@@ -201,7 +204,7 @@ impl Medians {
 }
 
 /// Groups runs by (scenario, target, rooms) in first-seen order, takes medians, and sets each relay
-/// group's ratio to the echo group with the same scenario and room count.
+/// group's ratios to the echo and fanout groups with the same scenario and room count.
 pub fn group(points: Vec<Point>) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for p in points {
@@ -216,6 +219,7 @@ pub fn group(points: Vec<Point>) -> Vec<Group> {
                 rooms: p.rooms,
                 median: Medians::default(),
                 ratio_to_echo: None,
+                cpu_ratio_to_fanout: None,
                 runs: vec![p],
             }),
         }
@@ -223,19 +227,25 @@ pub fn group(points: Vec<Point>) -> Vec<Group> {
     for g in &mut groups {
         g.median = Medians::of(&g.runs);
     }
-    let echo: Vec<(String, usize, Option<f64>)> = groups
-        .iter()
-        .filter(|g| g.target == "echo")
-        .map(|g| (g.scenario.clone(), g.rooms, g.median.msgs_per_s))
-        .collect();
-    for g in groups.iter_mut().filter(|g| g.target == "relay") {
-        g.ratio_to_echo = echo
+    let baseline = |target: &str, of: fn(&Medians) -> Option<f64>| -> Vec<(String, usize, f64)> {
+        groups
             .iter()
-            .find(|(s, r, _)| *s == g.scenario && *r == g.rooms)
-            .and_then(|(_, _, e)| match (g.median.msgs_per_s, e) {
-                (Some(relay), Some(echo)) if *echo > 0.0 => Some(relay / echo),
-                _ => None,
-            });
+            .filter(|g| g.target == target)
+            .filter_map(|g| Some((g.scenario.clone(), g.rooms, of(&g.median)?)))
+            .filter(|(_, _, v)| *v > 0.0)
+            .collect()
+    };
+    let echo = baseline("echo", |m| m.msgs_per_s);
+    let fanout = baseline("fanout", |m| m.cpu_us_per_op);
+    let ratio = |base: &[(String, usize, f64)], g: &Group, v: Option<f64>| {
+        let (_, _, b) = base
+            .iter()
+            .find(|(s, r, _)| *s == g.scenario && *r == g.rooms)?;
+        Some(v? / b)
+    };
+    for g in groups.iter_mut().filter(|g| g.target == "relay") {
+        g.ratio_to_echo = ratio(&echo, g, g.median.msgs_per_s);
+        g.cpu_ratio_to_fanout = ratio(&fanout, g, g.median.cpu_us_per_op);
     }
     groups
 }
@@ -346,6 +356,16 @@ impl Report {
                 self.groups
                     .iter()
                     .map(|g| num(g.median.cpu_us_per_op, 1))
+                    .collect(),
+            ),
+            (
+                "µs/op vs fanout",
+                self.groups
+                    .iter()
+                    .map(|g| {
+                        g.cpu_ratio_to_fanout
+                            .map_or_else(dash, |r| format!("{r:.2}x"))
+                    })
                     .collect(),
             ),
             (
@@ -493,6 +513,33 @@ mod tests {
         assert!((ratio - 35_000.0 / 90_000.0).abs() < 1e-12);
         assert_eq!(groups[1].ratio_to_echo, None, "echo has no ratio to itself");
         assert_eq!(groups[2].ratio_to_echo, None, "no echo run at 1000 rooms");
+    }
+
+    #[test]
+    fn relay_cpu_per_message_is_set_against_the_fanout_baseline() {
+        let with_cpu = |target: &str, rooms: usize, us: f64| Point {
+            server: Some(ServerUsage {
+                cpu_us_per_op: Some(us),
+                ..ServerUsage::default()
+            }),
+            ..pingpong(target, rooms, 1.0, 10)
+        };
+        let points = vec![
+            with_cpu("relay", 100, 20.0),
+            with_cpu("fanout", 100, 16.0),
+            with_cpu("relay", 100, 24.0),
+            with_cpu("fanout", 100, 12.0),
+            with_cpu("relay", 1000, 30.0),
+        ];
+        let table = Report::new("t".into(), points.clone()).table();
+        assert!(table.contains("µs/op vs fanout") && table.contains("1.57x"));
+        let groups = group(points);
+        let relay = &groups[0];
+        assert_eq!(relay.median.cpu_us_per_op, Some(22.0));
+        let r = relay.cpu_ratio_to_fanout.unwrap();
+        assert!((r - 22.0 / 14.0).abs() < 1e-12);
+        assert_eq!(groups[1].cpu_ratio_to_fanout, None);
+        assert_eq!(groups[2].cpu_ratio_to_fanout, None, "no fanout run at 1000");
     }
 
     #[test]

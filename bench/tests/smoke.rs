@@ -78,7 +78,8 @@ async fn every_scenario_runs_against_a_real_relay() {
     )
     .await
     .unwrap();
-    assert_eq!(points.len(), 2);
+    let targets: Vec<&str> = points.iter().map(|p| p.target.as_str()).collect();
+    assert_eq!(targets, ["relay", "echo", "fanout"]);
     for p in &points {
         assert_clean(p);
         assert_eq!(p.sockets, 6);
@@ -149,9 +150,10 @@ async fn every_scenario_runs_against_a_real_relay() {
     let report = Report::new("smoke".into(), points);
     let relay_group = &report.groups[0];
     assert!(relay_group.ratio_to_echo.is_some());
+    assert!(relay_group.cpu_ratio_to_fanout.is_some());
     let v: serde_json::Value = serde_json::from_str(&report.json_line()).unwrap();
-    assert_eq!(v["groups"].as_array().unwrap().len(), 5);
-    assert!(report.table().lines().count() >= 6);
+    assert_eq!(v["groups"].as_array().unwrap().len(), 6);
+    assert!(report.table().lines().count() >= 7);
 
     let _ = stop_echo.send(());
     echo_task.await.unwrap().unwrap();

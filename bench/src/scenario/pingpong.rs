@@ -1,7 +1,9 @@
 //! pingpong: N paired rooms exchange messages turn by turn for D seconds, closed loop.
 //!
 //! The same loop runs against the echo server with the same socket count (two per room) and
-//! frame size, so the relay's throughput can be read as a fraction of the bare WebSocket limit.
+//! frame size, twice: as an echo (one frame in, one out) and as fanout pairs (one frame in, one
+//! out to each socket of the pair: the relay's I/O without its protocol). The relay's throughput
+//! reads as a fraction of the first, its CPU per message against the second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,7 +67,7 @@ impl Args {
 }
 
 /// Measures every room count `runs` times against the relay and, right after each relay run,
-/// against the echo server when one is given.
+/// against the echo server (as echo, then as fanout pairs) when one is given.
 pub async fn run(
     relay: &Common,
     echo: Option<&Common>,
@@ -78,6 +80,7 @@ pub async fn run(
             points.push(measure(relay, Mode::Relay, rooms, args).await?);
             if let Some(echo) = echo {
                 points.push(measure(echo, Mode::Echo, rooms, args).await?);
+                points.push(measure(echo, Mode::Fanout, rooms, args).await?);
             }
         }
     }
@@ -109,7 +112,7 @@ async fn open(
                 ws: [r.a, r.b],
             })
             .collect(),
-        Mode::Echo => {
+        Mode::Echo | Mode::Fanout => {
             let pb = bar(common.progress, rooms as u64, "connecting");
             let c = common.clone();
             let errs = errors.clone();
@@ -119,9 +122,13 @@ async fn open(
                 let errs = errs.clone();
                 let pb = pb2.clone();
                 async move {
+                    let path = match mode {
+                        Mode::Fanout => format!("{}{n}", crate::echo::PAIR_PREFIX),
+                        _ => "/".to_owned(),
+                    };
                     let pair = async {
-                        let a = connect_room(&c, "/", 2 * n).await?;
-                        let b = connect_room(&c, "/", 2 * n + 1).await?;
+                        let a = connect_room(&c, &path, 2 * n).await?;
+                        let b = connect_room(&c, &path, 2 * n + 1).await?;
                         Ok::<_, super::Fail>([a, b])
                     }
                     .await;
@@ -212,7 +219,7 @@ async fn drive(mut s: Sockets, key: usize, shared: Arc<Shared>) -> u64 {
                         break;
                     }
                     Ok(Ok(frame)) => match (frame.opcode, shared.mode) {
-                        (OpCode::Text, Mode::Echo) => Seen::Echo,
+                        (OpCode::Text, Mode::Echo | Mode::Fanout) => Seen::Echo,
                         (OpCode::Text, Mode::Relay) => classify(&frame.payload, &s.own[p.index()]),
                         (OpCode::Close, _) => {
                             shared.errors.add("closed");
@@ -288,10 +295,7 @@ async fn measure(
         (a, b)
     });
 
-    let label = match mode {
-        Mode::Relay => "relay",
-        Mode::Echo => "echo",
-    };
+    let label = mode.label();
     let total = args.warmup + args.duration;
     let pb = bar(
         common.progress,
