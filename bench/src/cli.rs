@@ -30,7 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// A bare fastwebsockets echo server: the raw WebSocket baseline for pingpong.
+    /// The bare fastwebsockets baselines for pingpong: echo on any path, and fanout pairs on
+    /// /pair/KEY (each frame goes to the partner and back to the sender).
     EchoServer {
         /// Loopback address to listen on (port 0 picks one; the address is printed on stdout).
         #[arg(long, default_value = "127.0.0.1:9001")]
@@ -99,10 +100,11 @@ pub struct PingpongArgs {
     /// Pause after set-up before the memory sample, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub settle: f64,
-    /// Also run against an echo server already listening here.
+    /// Also run against an echo server already listening here (as echo and as fanout pairs).
     #[arg(long, conflicts_with = "spawn_echo")]
     pub echo_url: Option<String>,
-    /// Start `stelgano-bench echo-server` as a child process and run against it too.
+    /// Start `stelgano-bench echo-server` as a child process and run against it too, as echo and
+    /// as fanout pairs.
     #[arg(long)]
     pub spawn_echo: bool,
     /// The echo server's pid, when --echo-url is used.
