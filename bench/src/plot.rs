@@ -188,9 +188,10 @@ pub fn charts(report: &Report) -> Vec<Chart> {
             title: "server CPU per delivered message".into(),
             y_label: "µs / message".into(),
             series: vec![
+                // Same order as the throughput chart, so each target keeps its colour.
                 series(&relay, "relay", cpu),
-                series(&fanout, "fanout baseline (1 in, 2 out)", cpu),
                 series(&echo, "echo baseline (1 in, 1 out)", cpu),
+                series(&fanout, "fanout baseline (1 in, 2 out)", cpu),
             ],
         });
     }
