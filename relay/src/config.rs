@@ -33,6 +33,9 @@ pub struct Config {
     pub first_lock: Duration,
     /// Ceiling for escalated locks.
     pub max_lock: Duration,
+    /// Each full span this long with no wrong or refused attempt lowers a room's escalation
+    /// level by one (ours).
+    pub lock_decay: Duration,
 
     /// Every join reply waits at least this long after the join arrived...
     pub join_floor: Duration,
@@ -74,6 +77,7 @@ impl Default for Config {
             max_failures: limits::MAX_FAILURES,
             first_lock: limits::FIRST_LOCK,
             max_lock: limits::MAX_LOCK,
+            lock_decay: Duration::from_secs(24 * 3600),
             join_floor: limits::JOIN_FLOOR,
             join_jitter: limits::JOIN_JITTER,
             free_ttl: limits::FREE_TTL,

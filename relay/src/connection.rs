@@ -21,7 +21,7 @@ use stelgano_proto::client::{EditData, SendData};
 use stelgano_proto::limits::{FALLBACK_REF, IV_BYTES};
 use stelgano_proto::server::reply_error;
 use stelgano_proto::{ClientEvent, Inbound};
-use stelgano_store::RoomKey;
+use stelgano_store::RoomKeys;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
@@ -50,7 +50,7 @@ enum State {
 /// connection cap and is held for its whole life.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    key: RoomKey,
+    keys: RoomKeys,
     ip: IpAddr,
     upgrade: OnUpgrade,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -89,10 +89,10 @@ pub(crate) async fn serve(
     let source = Source { early, io: read };
     // The session runs in its own allocation, sized for what a live socket holds, instead of
     // inside this future, whose layout also has room for the handshake's state.
-    Box::pin(session(shared, key, ip, source, Outbox::new(write))).await;
+    Box::pin(session(shared, keys, ip, source, Outbox::new(write))).await;
 }
 
-async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, out: Outbox) {
+async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source, out: Outbox) {
     shared.metrics.opened();
     let mut read = GatedRead {
         source,
@@ -111,7 +111,7 @@ async fn session(shared: Arc<Shared>, key: RoomKey, ip: IpAddr, source: Source, 
     let mut reader = Reader {
         conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
         shared: shared.clone(),
-        key,
+        keys,
         ip,
         gate: out.gate(),
         out,
@@ -211,7 +211,8 @@ async fn linger(mut read: Source) {
 struct Reader {
     conn: u64,
     shared: Arc<Shared>,
-    key: RoomKey,
+    /// The room's store keys (derived from the hash in the path, which is not kept).
+    keys: RoomKeys,
     ip: IpAddr,
     out: Outbox,
     /// Counts frames for the writer's idle check.
@@ -439,7 +440,7 @@ impl Reader {
         let shared = self.shared.clone();
         let answer = shared
             .rooms
-            .request(&shared, &self.key, |tx| {
+            .request(&shared, &self.keys, |tx| {
                 Command::Join(Box::new(req.clone()), tx)
             })
             .await;

@@ -48,6 +48,8 @@ pub enum RelayError {
     RateLimited,
     #[error("room could not take the request in time")]
     Busy,
+    #[error("the store cannot write at the moment")]
+    StoreUnavailable,
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("io: {0}")]
@@ -95,7 +97,10 @@ impl RelayError {
             RelayError::OtpRequired => Reason::OtpRequired,
             RelayError::InvalidTopic => Reason::InvalidTopic,
             RelayError::RateLimited => Reason::RateLimited,
-            RelayError::Busy | RelayError::Store(_) | RelayError::Io(_) => Reason::InternalError,
+            RelayError::Busy
+            | RelayError::StoreUnavailable
+            | RelayError::Store(_)
+            | RelayError::Io(_) => Reason::InternalError,
         };
         ErrorBody::new(reason)
     }
@@ -104,7 +109,10 @@ impl RelayError {
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
-            RelayError::Busy | RelayError::Store(_) | RelayError::Io(_)
+            RelayError::Busy
+                | RelayError::StoreUnavailable
+                | RelayError::Store(_)
+                | RelayError::Io(_)
         )
     }
 }

@@ -9,6 +9,7 @@
 //! - [`rooms`]: the registry of live room actors (room hash → handle, with generations).
 //! - [`guard`]: the lockout policy (failures, locks, escalation).
 //! - [`sweeper`]: TTL expiry driven by the store's expiry index.
+//! - [`health`]: watches the store; while it cannot write, the relay refuses work and retries it.
 //! - [`ratelimit`], [`metrics`], [`clock`], [`config`], [`error`], [`web`] (the embedded browser client).
 //!
 //! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
@@ -24,6 +25,7 @@ pub mod connection;
 pub mod error;
 pub mod frames;
 pub mod guard;
+pub mod health;
 pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
@@ -64,11 +66,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn lock_policy(&self) -> guard::LockPolicy {
-        guard::LockPolicy {
-            max_failures: self.config.max_failures,
-            first_lock: self.config.first_lock,
-            max_lock: self.config.max_lock,
+    pub fn room_policy(&self) -> room::core::Policy {
+        room::core::Policy {
+            lock: guard::LockPolicy {
+                max_failures: self.config.max_failures,
+                first_lock: self.config.first_lock,
+                max_lock: self.config.max_lock,
+                decay: self.config.lock_decay,
+            },
+            free_ttl_ms: self.config.free_ttl.as_millis() as u64,
         }
     }
 }
@@ -103,6 +109,7 @@ impl Relay {
         });
         shared.tasks.spawn(server::run(listener, shared.clone()));
         shared.tasks.spawn(sweeper::run(shared.clone()));
+        shared.tasks.spawn(health::run(shared.clone()));
         info!(%addr, rooms = shared.store.room_count(), "relay listening");
         Ok(Relay { addr, shared })
     }

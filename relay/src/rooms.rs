@@ -1,15 +1,18 @@
-//! The registry of rooms in memory: room hash → a live actor's handle, or a parked message.
+//! The registry of rooms in memory: a room's store locator → a live actor's handle, or a parked
+//! message. Keyed by locator, not room hash, so nothing here needs the hash once a join is done.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use stelgano_store::RoomKey;
+use stelgano_store::{Locator, RoomKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::RelayError;
-use crate::room::{Command, Message, RoomActor, RoomHandle, MAILBOX};
+use crate::room::core::Message;
+use crate::room::{Command, RoomActor, RoomHandle, MAILBOX};
 use crate::Shared;
 
 /// How long a socket waits for room in a busy room's mailbox before its request fails.
@@ -31,7 +34,7 @@ enum Slot {
 /// overwrite the newer actor that a join started for the same room in the meantime.
 #[derive(Debug, Default)]
 pub struct Rooms {
-    map: DashMap<RoomKey, Slot>,
+    map: DashMap<Locator, Slot>,
     next_generation: AtomicU64,
 }
 
@@ -54,8 +57,8 @@ impl Rooms {
 
     /// The live actor for `key`, started (with the parked message, if any) when there is none.
     /// The entry lock is held only while spawning (which does not block), never across an await.
-    fn handle(&self, shared: &Arc<Shared>, key: &RoomKey) -> RoomHandle {
-        let mut slot = self.map.entry(*key).or_insert(Slot::Vacant);
+    fn handle(&self, shared: &Arc<Shared>, keys: &RoomKeys) -> RoomHandle {
+        let mut slot = self.map.entry(keys.locator()).or_insert(Slot::Vacant);
         if let Slot::Live(handle) = &*slot {
             return handle.clone();
         }
@@ -65,7 +68,7 @@ impl Rooms {
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(MAILBOX);
-        let actor = RoomActor::new(*key, generation, shared.clone(), rx, message);
+        let actor = RoomActor::new(keys.clone(), generation, shared.clone(), rx, message);
         shared.tasks.spawn(actor.run());
         let handle = RoomHandle { generation, tx };
         *slot = Slot::Live(handle.clone());
@@ -83,7 +86,7 @@ impl Rooms {
     }
 
     /// The actor of `generation` is gone and the room holds nothing in memory.
-    pub(crate) fn unregister(&self, key: &RoomKey, generation: u64) {
+    pub(crate) fn unregister(&self, key: &Locator, generation: u64) {
         self.map.remove_if(
             key,
             |_, slot| matches!(slot, Slot::Live(h) if h.generation == generation),
@@ -91,7 +94,7 @@ impl Rooms {
     }
 
     /// The actor of `generation` is gone but the room holds `message`: keep just the message.
-    pub(crate) fn park(&self, key: &RoomKey, generation: u64, message: Message) {
+    pub(crate) fn park(&self, key: &Locator, generation: u64, message: Message) {
         if let Some(mut slot) = self.map.get_mut(key) {
             if matches!(&*slot, Slot::Live(h) if h.generation == generation) {
                 *slot = Slot::Parked(Box::new(message));
@@ -105,11 +108,11 @@ impl Rooms {
     pub(crate) async fn request<T>(
         &self,
         shared: &Arc<Shared>,
-        key: &RoomKey,
+        keys: &RoomKeys,
         mut make: impl FnMut(oneshot::Sender<T>) -> Command,
     ) -> Result<(T, RoomHandle), RelayError> {
         for _ in 0..4 {
-            let handle = self.handle(shared, key);
+            let handle = self.handle(shared, keys);
             let (tx, rx) = oneshot::channel();
             match handle.tx.send_timeout(make(tx), SEND_TIMEOUT).await {
                 Ok(()) => {}
@@ -117,17 +120,79 @@ impl Rooms {
                 // The actor has exited: it parked or unregistered itself before closing its
                 // mailbox, so this only clears the slot of an actor that died without doing so.
                 Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                    self.unregister(key, handle.generation);
+                    self.unregister(&keys.locator(), handle.generation);
                     continue;
                 }
             }
             match rx.await {
                 Ok(answer) => return Ok((answer, handle)),
                 // Dropped unanswered by an exiting actor: retry on the slot it left.
-                Err(_) if handle.tx.is_closed() => self.unregister(key, handle.generation),
+                Err(_) if handle.tx.is_closed() => {
+                    self.unregister(&keys.locator(), handle.generation)
+                }
                 Err(_) => tokio::task::yield_now().await,
             }
         }
         Err(RelayError::Busy)
+    }
+
+    /// Expires the room at `locator` if it is still due at `now_ms` (the sweeper's way in). A
+    /// live actor owns its record, so it is asked to do it; otherwise the record is removed here,
+    /// under the registry's entry lock so that no join can start an actor for the room in
+    /// between, and a parked message goes with it. Returns whether a record was removed here
+    /// (a live actor counts its own expiry).
+    pub(crate) async fn expire_due(
+        &self,
+        shared: &Arc<Shared>,
+        locator: &Locator,
+        now_ms: u64,
+    ) -> Result<bool, RelayError> {
+        for _ in 0..4 {
+            // The entry lock is held only for the synchronous store call, never across an await.
+            let handle = match self.map.entry(*locator) {
+                Entry::Occupied(e) => match e.get() {
+                    Slot::Live(handle) => handle.clone(),
+                    _ => {
+                        let removed = shared.store.remove_if_due(locator, now_ms)?;
+                        if removed {
+                            e.remove();
+                        }
+                        return self.expired_here(shared, removed).await;
+                    }
+                },
+                Entry::Vacant(_) => {
+                    let removed = shared.store.remove_if_due(locator, now_ms)?;
+                    return self.expired_here(shared, removed).await;
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            match handle
+                .tx
+                .send_timeout(Command::Expire(tx), SEND_TIMEOUT)
+                .await
+            {
+                Ok(()) => {}
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(RelayError::Busy),
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                    self.unregister(locator, handle.generation);
+                    continue;
+                }
+            }
+            match rx.await {
+                Ok(()) => return Ok(false),
+                Err(_) if handle.tx.is_closed() => self.unregister(locator, handle.generation),
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+        Err(RelayError::Busy)
+    }
+
+    /// Makes a removal done by [`Rooms::expire_due`] durable before it counts.
+    async fn expired_here(&self, shared: &Arc<Shared>, removed: bool) -> Result<bool, RelayError> {
+        if removed {
+            shared.store.flush().await?;
+            shared.metrics.room_expired();
+        }
+        Ok(removed)
     }
 }

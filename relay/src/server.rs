@@ -13,6 +13,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use stelgano_proto::check::hex64;
+use stelgano_store::RoomKeys;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
@@ -98,7 +99,13 @@ fn route(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     match segments.as_slice() {
-        ["healthz"] if get => plain(StatusCode::OK, "ok"),
+        ["healthz"] if get => {
+            if shared.store.is_healthy() {
+                plain(StatusCode::OK, "ok")
+            } else {
+                plain(StatusCode::SERVICE_UNAVAILABLE, "store cannot write")
+            }
+        }
         ["x"] if get => Response::builder()
             .status(StatusCode::FOUND)
             .header(header::LOCATION, "/?p=1")
@@ -132,9 +139,10 @@ fn exists(hash: &str, ip: IpAddr, shared: &Shared) -> Response<Body> {
         return too_many(wait);
     }
     let now = shared.clock.now_ms();
-    match shared.store.get(&key) {
-        Ok(rec) => {
-            let live = rec.is_some_and(|r| r.ttl_expires_at_ms > now);
+    let locator = RoomKeys::derive(&key).locator();
+    match shared.store.expires_at(&locator) {
+        Ok(expires) => {
+            let live = expires.is_some_and(|at| at > now);
             json(
                 StatusCode::OK,
                 if live {
@@ -189,7 +197,7 @@ fn upgrade(
     let permit = permit.lock().ok().and_then(|mut p| p.take());
     shared.tasks.spawn(crate::connection::serve(
         shared.clone(),
-        key,
+        RoomKeys::derive(&key),
         ip,
         on_upgrade,
         permit,

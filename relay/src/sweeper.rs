@@ -1,14 +1,13 @@
-//! Expires rooms at their TTL: sleeps until the store's next expiry, then hands each due room to
-//! its actor (which broadcasts `room_expired` to any open socket and deletes the record).
+//! Expires rooms at their TTL: sleeps until the store's next expiry, then expires each due room,
+//! through its actor when one is live (it broadcasts `room_expired` to any open socket and deletes
+//! the record), or straight in the store when none is (the index knows only locators and times).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::room::Command;
 use crate::Shared;
 
 /// Longest nap between checks, so a store written behind our back (or a clock step) is noticed.
@@ -23,10 +22,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let mut stuck = false;
         match shared.store.due(now_ms, BATCH) {
             Ok(keys) => {
-                let mut seen = HashSet::new();
                 for key in &keys {
-                    seen.insert(*key);
-                    let answer = shared.rooms.request(&shared, key, Command::Expire).await;
+                    let answer = shared.rooms.expire_due(&shared, key, now_ms).await;
                     if let Err(e) = answer {
                         warn!(error = %e, "could not expire a room; will retry");
                         stuck = true;

@@ -1,6 +1,7 @@
 //! Lockouts (PROTOCOL.md §3 join cases 3 and 4, reset_pairing), black-box over real sockets: the
-//! wrong-PIN countdown and lock, its expiry and escalation, `failed_attempts` for seat owners who
-//! are never locked out, and the pairing-code lock. Time jumps with `helpers::jump`.
+//! wrong-PIN countdown and lock, its expiry, escalation and decay, a lock that refuses the owners
+//! too, `failed_attempts` counting every attempt, and the pairing-code lock. Time jumps with
+//! `helpers::jump`.
 
 mod common;
 mod helpers;
@@ -57,7 +58,7 @@ async fn wrong_pins_count_down_then_lock_at_the_tenth() {
 }
 
 #[tokio::test]
-async fn a_seat_owner_is_never_locked_out_and_hears_about_the_guesses() {
+async fn a_lock_refuses_the_owners_too_and_they_hear_of_every_attempt() {
     let relay = TestRelay::start_with(quiet_timers).await;
     let mut pair = pair(&relay).await;
     let mut x = relay.ws(&pair.room).await;
@@ -66,26 +67,83 @@ async fn a_seat_owner_is_never_locked_out_and_hears_about_the_guesses() {
     }
     assert_error(&guess(&mut x).await, "locked");
 
-    // Both owners get in while the room is locked, each told of the 10 guesses.
+    // The relay cannot tell an owner from a guesser who guessed right: both owners are refused
+    // while the room is locked, with the time left.
     let mut pa = relay.ws(&pair.room).await;
+    let v = pa.join(&pair.a).await;
+    assert_error(&v, "locked");
+    let retry = v["error"]["retry_after"].as_u64().unwrap();
+    assert!((29 * 60..=30 * 60).contains(&retry), "{v}");
+    let mut pb = relay.ws(&pair.room).await;
+    assert_error(&pb.join(&pair.b).await, "locked");
+
+    // Sockets that joined before the lock carry on.
+    send(&mut pair.pa, body(10)).await;
+    expect_event(&mut pair.pb, "new_message").await;
+
+    // After the lock, each owner hears of the 10 guesses and the 2 refused joins.
+    jump(30 * MIN + Duration::from_secs(1)).await;
     let r = ok(&pa.join(&pair.a).await);
-    assert_eq!(r["failed_attempts"], 10, "{r}");
+    assert_eq!(r["failed_attempts"], 12, "{r}");
     assert_eq!(r["room_id"], pair.room_id.as_str());
     assert_eq!(r["awaiting_party"], false);
-    let mut pb = relay.ws(&pair.room).await;
     let r = ok(&pb.join(&pair.b).await);
-    assert_eq!(r["failed_attempts"], 10, "{r}");
-
-    // The channel works as usual while the guessers are locked out.
-    send(&mut pa, body(10)).await;
-    expect_event(&mut pb, "new_message").await;
-    expect_event(&mut pair.pa, "new_message").await;
-    expect_event(&mut pair.pb, "new_message").await;
+    assert_eq!(r["failed_attempts"], 12, "{r}");
 
     // Reported once: the next join of that seat says nothing.
     let mut pa2 = relay.ws(&pair.room).await;
     let r = ok(&pa2.join(&pair.a).await);
     assert!(r.get("failed_attempts").is_none(), "{r}");
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn locks_escalate_across_a_restart_and_decay_only_after_quiet_days() {
+    let mut relay = TestRelay::start_with(|c| {
+        quiet_timers(c);
+        c.max_failures = 3;
+        c.first_lock = 10 * MIN;
+        c.max_lock = 1000 * MIN;
+    })
+    .await;
+    let tweak = |c: &mut stelgano_relay::Config| {
+        quiet_timers(c);
+        c.max_failures = 3;
+        c.first_lock = 10 * MIN;
+        c.max_lock = 1000 * MIN;
+    };
+    let pair = pair(&relay).await;
+    let room = pair.room.clone();
+    drop(pair);
+    // Guesses until the lock; returns the lock's length in minutes (from `retry_after`).
+    async fn lock_minutes(relay: &TestRelay, room: &str) -> u64 {
+        let mut x = relay.ws(room).await;
+        for _ in 0..2 {
+            assert_error(&guess(&mut x).await, "unauthorized");
+        }
+        let v = guess(&mut x).await;
+        assert_error(&v, "locked");
+        v["error"]["retry_after"].as_u64().unwrap().div_ceil(60)
+    }
+    assert_eq!(lock_minutes(&relay, &room).await, 10);
+    jump(11 * MIN).await;
+    assert_eq!(lock_minutes(&relay, &room).await, 20);
+
+    // The level is on disk: after a restart the next lock is longer again.
+    restart(&mut relay, tweak).await;
+    let mut x = relay.ws(&room).await;
+    assert_error(&guess(&mut x).await, "locked");
+    drop(x);
+    jump(32 * MIN).await;
+    assert_eq!(lock_minutes(&relay, &room).await, 40);
+
+    // Under a day of quiet: no decay.
+    jump(41 * MIN + 23 * 60 * MIN).await;
+    assert_eq!(lock_minutes(&relay, &room).await, 80);
+
+    // Two full quiet days: two levels fewer (level 4 → 2), so 40 minutes.
+    jump(81 * MIN + 48 * 60 * MIN).await;
+    assert_eq!(lock_minutes(&relay, &room).await, 40);
     relay.shutdown().await;
 }
 
@@ -137,7 +195,7 @@ async fn a_lock_lasts_30_minutes_and_the_next_one_60() {
     jump(MIN + Duration::from_secs(1)).await;
     assert_error(&guess(&mut x).await, "unauthorized");
 
-    // The owners were never affected.
+    // Between locks the owners get in as usual.
     let mut pa = relay.ws(&pair.room).await;
     ok(&pa.join(&pair.a).await);
     relay.shutdown().await;

@@ -83,10 +83,11 @@ async fn a_restart_keeps_failure_counters_and_locks() {
 
     let mut pa = relay.ws(&pair.room).await;
     assert_eq!(ok(&pa.join(&pair.a).await)["failed_attempts"], 3);
+    // The owner's join started the count again (std-1).
     let mut x = relay.ws(&pair.room).await;
     let v = x.join(&Who::new()).await;
-    assert_eq!(v["error"]["attempts_remaining"], 6, "{v}");
-    for _ in 0..5 {
+    assert_eq!(v["error"]["attempts_remaining"], 9, "{v}");
+    for _ in 0..8 {
         assert_error(&x.join(&Who::new()).await, "unauthorized");
     }
     assert_error(&x.join(&Who::new()).await, "locked");
@@ -94,17 +95,22 @@ async fn a_restart_keeps_failure_counters_and_locks() {
     drop(pa);
     restart(&mut relay, quiet_timers).await;
 
-    // Still locked after the restart, and still only for guessers.
+    // Still locked after the restart, for everyone: the right PIN included.
     let mut x = relay.ws(&pair.room).await;
     assert_error(&x.join(&Who::new()).await, "locked");
     let mut pb = relay.ws(&pair.room).await;
-    assert_eq!(ok(&pb.join(&pair.b).await)["failed_attempts"], 10);
+    let v = pb.join(&pair.b).await;
+    assert_error(&v, "locked");
+    assert!(v["error"]["retry_after"].as_u64().unwrap() > 29 * 60, "{v}");
 
     // The lock deadline itself survived: it ends 30 minutes after it began.
     jump(29 * MIN).await;
     assert_error(&x.join(&Who::new()).await, "locked");
     jump(MIN + Duration::from_secs(5)).await;
     assert_error(&x.join(&Who::new()).await, "unauthorized");
+    // B hears of every attempt since it paired: 3 + 10 wrong guesses before the restart, 3
+    // refused during the lock after it (its own included), and the last wrong guess.
+    assert_eq!(ok(&pb.join(&pair.b).await)["failed_attempts"], 17);
     relay.shutdown().await;
 }
 
