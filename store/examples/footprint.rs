@@ -42,7 +42,10 @@ fn main() -> Result<(), Error> {
     let now_ms = 1_780_000_000_000u64;
     let started = Instant::now();
     for n in 0..rooms {
-        store.put(&RoomKeys::derive(&room_key(n)), &realistic_record(n, now_ms))?;
+        store.put(
+            &RoomKeys::derive(&room_key(n)),
+            &realistic_record(n, now_ms),
+        )?;
     }
     let put_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();

@@ -200,7 +200,9 @@ pub(crate) fn open(keys: &RoomKeys, bytes: &[u8]) -> Result<RoomRecord, StoreErr
         return Err(StoreError::Corrupt("trailing bytes after room value"));
     }
     if rec.ttl_expires_at_ms != expiry {
-        return Err(StoreError::Corrupt("room value header disagrees with record"));
+        return Err(StoreError::Corrupt(
+            "room value header disagrees with record",
+        ));
     }
     Ok(rec)
 }
@@ -348,7 +350,10 @@ pub(crate) mod tests {
     #[test]
     fn wrong_seal_key_is_corrupt() {
         let bytes = seal(&keys(1), &sample()).unwrap();
-        assert!(matches!(open(&keys(2), &bytes), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            open(&keys(2), &bytes),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -360,7 +365,9 @@ pub(crate) mod tests {
         assert_eq!(header_expiry(&bytes).unwrap(), rec.ttl_expires_at_ms + 1);
         assert!(matches!(
             open(&keys, &bytes),
-            Err(StoreError::Corrupt("room value header disagrees with record"))
+            Err(StoreError::Corrupt(
+                "room value header disagrees with record"
+            ))
         ));
     }
 

@@ -332,9 +332,7 @@ impl Store {
                     }
                 };
                 *self.write_current() = Some(Arc::clone(&fresh));
-                self.shared
-                    .state
-                    .fetch_add(2, Ordering::SeqCst);
+                self.shared.state.fetch_add(2, Ordering::SeqCst);
                 fresh
             }
         };
@@ -976,7 +974,12 @@ mod tests {
         store.put(&keys(3), &rec(99)).unwrap();
 
         // A value from some future format version.
-        let mut future = inner.rooms.get(loc(1).as_bytes()).unwrap().unwrap().to_vec();
+        let mut future = inner
+            .rooms
+            .get(loc(1).as_bytes())
+            .unwrap()
+            .unwrap()
+            .to_vec();
         future[0] = 3;
         inner.rooms.insert(loc(1).as_bytes(), future).unwrap();
         assert!(matches!(store.get(&keys(1)), Err(StoreError::Corrupt(_))));
@@ -992,7 +995,10 @@ mod tests {
         assert!(matches!(store.get(&keys(2)), Err(StoreError::Corrupt(_))));
         assert_eq!(store.expires_at(&loc(2)).unwrap(), Some(88));
         // Too short for a header.
-        inner.rooms.insert(loc(3).as_bytes(), &[2u8, 0][..]).unwrap();
+        inner
+            .rooms
+            .insert(loc(3).as_bytes(), &[2u8, 0][..])
+            .unwrap();
 
         // Replacing and removing still clean up the index entries the bad values had.
         store.put(&keys(1), &rec(99)).unwrap();
