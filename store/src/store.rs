@@ -806,7 +806,7 @@ mod tests {
         ] {
             store.put(&keys(n), &rec(at)).unwrap();
         }
-        let mut at_30 = vec![loc(2), loc(3)];
+        let mut at_30 = [loc(2), loc(3)];
         at_30.sort_unstable();
         assert_eq!(store.due(9, 10).unwrap(), Vec::<Locator>::new());
         assert_eq!(store.due(10, 10).unwrap(), vec![loc(1)]);
