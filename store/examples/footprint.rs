@@ -13,6 +13,9 @@
 //! 256 MiB cache (so 64 MiB does not bind at this size: sled's cache accounting undercounts what
 //! it keeps resident). An 8 MiB cache gives about 950 B/room RSS and 790 B/room on disk, but
 //! puts are about 4 times slower. One put plus flush: p50 well under 1 ms.
+//!
+//! Those figures are of format 1. Format 2 adds 36 bytes to each value (clear expiry, nonce and
+//! tag) and an AES-GCM seal per put; they have not been measured again in release mode.
 
 use std::path::Path;
 use std::time::Instant;
