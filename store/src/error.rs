@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in the store.
 ///
-/// No variant carries a room key or any record content, so an error can be logged as is.
+/// No variant carries a room hash, a locator or any record content, so an error can be logged
+/// as is.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled itself failed (I/O, its own checksums, a bug it reports).
@@ -12,8 +13,9 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
 
     /// A stored value or index key is not something this version can read: an unknown format
-    /// version (for instance after a downgrade), truncated bytes, trailing bytes, or a field
-    /// that does not decode.
+    /// version (for instance after a downgrade), truncated bytes, a value that does not open
+    /// under the room's keys (tampered, moved, or sealed for another room), a header that
+    /// disagrees with the sealed record, or a field that does not decode.
     #[error("corrupt store data: {0}")]
     Corrupt(&'static str),
 
@@ -27,10 +29,19 @@ pub enum StoreError {
     #[error("store flush did not complete")]
     FlushAborted,
 
-    /// The data directory could not be created.
-    #[error("cannot create store directory {path}: {source}")]
+    /// The store is unhealthy and has no database to work with: a recovery closed the failed
+    /// one and could not yet open its replacement, or a failure came in while it probed.
+    #[error("store is unhealthy and recovering")]
+    Unhealthy,
+
+    /// A failure injected by `Store::set_fail_writes` (feature `fault-injection`).
+    #[error("injected store write failure")]
+    Injected,
+
+    /// A file or directory of the data directory could not be created, listed or deleted.
+    #[error("store directory {path}: {source}")]
     Io {
-        /// The directory that was being created.
+        /// The file or directory concerned.
         path: PathBuf,
         /// What the OS said.
         source: std::io::Error,

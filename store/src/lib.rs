@@ -1,4 +1,4 @@
-//! The relay's durable lockout/TTL store: per-room records in one sled database.
+//! The relay's durable lockout/TTL store: sealed per-room records in one sled database.
 //!
 //! The relay is ephemeral by design: messages live only in memory and are gone when a room's
 //! actor stops. What must survive a restart is much smaller: that a room exists and when it
@@ -8,22 +8,40 @@
 //! **The store never holds message content**: no ciphertext, no IVs, no plaintext, no client
 //! addresses. A [`RoomRecord`] has no field that could carry them.
 //!
-//! Values are bincode 2 behind a one-byte format version; an expiry index ordered by time lets
-//! the sweeper find due rooms ([`Store::due`]) and sleep until the next one
-//! ([`Store::next_expiry_ms`]) without scanning the store.
+//! **Nothing on disk identifies a room without its room hash** (format 2). sled is
+//! log-structured: a removed value's bytes stay in its files until some later compaction, if
+//! ever. So the design does not rely on deletion. A record is keyed by its [`Locator`], a
+//! one-way hash of the room hash, and its value is sealed with AES-256-GCM under a key also
+//! derived from the room hash ([`RoomKeys`]); only the version byte and the expiry stay in
+//! clear, for the sweeper. Once a room is burned or expires and its hash is forgotten, what sled
+//! still keeps of it is a locator and ciphertext, from which no room, access, sender or pairing
+//! hash can be read. A format-1 database (hashes in clear) found in the data directory is
+//! migrated and its files deleted on open.
+//!
+//! An expiry index ordered by time lets the sweeper find due rooms ([`Store::due`]) and sleep
+//! until the next one ([`Store::next_expiry_ms`]) without scanning the store.
+//!
+//! sled 0.34 keeps failing after one I/O error. The store notices ([`Store::is_healthy`],
+//! [`Store::epoch`]) and [`Store::recover`] reopens the database once writes work again.
 //!
 //! # Layout
-//! - [`store`](crate::Store): the [`Store`] handle, its [`StoreConfig`], the two trees and the
-//!   transactions that keep them in step.
-//! - `record`: [`RoomRecord`] and its parts, and their versioned encoding.
+//! - [`store`](crate::Store): the [`Store`] handle, its [`StoreConfig`], the trees, the
+//!   transactions that keep them in step, health and recovery.
+//! - `keys`: [`RoomKeys`] and [`Locator`], what the store derives from a room hash.
+//! - `record`: [`RoomRecord`] and its parts, and the sealed format-2 encoding.
+//! - `migrate`: reading a format-1 database into format 2 ([`Migration`]).
 //! - `error`: [`StoreError`], the crate's one error type.
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
+mod keys;
+mod migrate;
 mod record;
 mod store;
 
 pub use error::StoreError;
+pub use keys::{Locator, RoomKeys};
+pub use migrate::Migration;
 pub use record::{Guard, RoomKey, RoomRecord, Seat, Tier};
 pub use store::{Store, StoreConfig};

@@ -1,24 +1,35 @@
-//! The [`Store`] handle: one sled database with a room tree and an expiry index kept in step.
+//! The [`Store`] handle: one sled database of sealed room records with an expiry index kept in
+//! step, and the health tracking that lets it recover from write failures.
 //!
-//! Two trees live in the database:
-//! - `rooms`: room key (32 bytes) → versioned [`RoomRecord`] value.
-//! - `expiry`: `ttl_expires_at_ms` as 8 big-endian bytes ‖ room key → empty. Big-endian makes
+//! Three trees live in the database (in `<dir>/store-v2/`):
+//! - `rooms`: [`Locator`] (32 bytes) → sealed [`RoomRecord`] (see `record`).
+//! - `expiry`: `ttl_expires_at_ms` as 8 big-endian bytes ‖ locator → empty. Big-endian makes
 //!   sled's byte order the time order, so the earliest expiry is the first key and the due rooms
 //!   are a prefix of the tree.
+//! - `probe`: one fixed key that [`Store::recover`] writes to prove that writes work again.
+//!
+//! Nothing in any tree is a room, access, sender or pairing hash, so nothing sled's log keeps
+//! after a removal identifies a room once its hash is forgotten.
 //!
 //! Every write that touches both trees is one sled transaction, so a crash leaves either the old
 //! pair or the new pair on disk, never a record whose index entry is missing or stale.
+//!
+//! sled 0.34 makes an I/O failure sticky: every later write fails too. So the open database
+//! sits behind a lock that [`Store::recover`] can swap for a freshly opened one, for every clone
+//! of the handle at once.
 
 use std::fmt;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{IVec, Transactional};
 
-use crate::record::{self, RoomKey, RoomRecord};
+use crate::keys::{Locator, RoomKeys};
+use crate::migrate::{self, Migration};
+use crate::record::{self, RoomRecord};
 use crate::StoreError;
 
 /// How often sled's background thread writes buffered changes out, in ms (sled's own default,
@@ -26,10 +37,16 @@ use crate::StoreError;
 /// relay calls [`Store::flush`] first.
 const FLUSH_EVERY_MS: u64 = 500;
 
+/// The format-2 database's directory inside the data directory. A new name rather than the
+/// data directory itself, so a format-1 database there can be read while this one is written.
+const V2_DIR: &str = "store-v2";
+
 const ROOMS_TREE: &str = "rooms";
 const EXPIRY_TREE: &str = "expiry";
+const PROBE_TREE: &str = "probe";
+const PROBE_KEY: &[u8] = b"probe";
 
-/// Length of an expiry index key: 8 bytes of time, then the room key.
+/// Length of an expiry index key: 8 bytes of time, then the locator.
 const INDEX_KEY_LEN: usize = 8 + 32;
 
 /// Tuning for [`Store::open`].
@@ -51,23 +68,51 @@ impl Default for StoreConfig {
 
 /// A cheap, cloneable handle to the durable room store.
 ///
-/// The store is a plain map of room records plus the expiry index; it holds no policy. Each
-/// room's actor is the single writer of its own record, and the sweeper removes expired ones.
-/// All methods are synchronous except [`Store::flush`]: sled serves them from its cache or
-/// its log, and they do not wait for the disk.
+/// The store is a plain map of sealed room records plus the expiry index; it holds no policy.
+/// Each room's actor is the single writer of its own record, and the sweeper removes expired
+/// ones. All methods are synchronous except [`Store::flush`]: sled serves them from its cache
+/// or its log, and they do not wait for the disk.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`Store`] shares.
+struct Shared {
+    /// The open database; `None` only while [`Store::recover`] has closed a failed one and not
+    /// yet opened its replacement. The lock is held only to clone or swap the `Arc`, never
+    /// while sled works and never across an `.await`.
+    current: RwLock<Option<Arc<Inner>>>,
+    /// The epoch shifted left by one, with the low bit set while unhealthy. One word, so a
+    /// recovery can mark the store healthy only if no failure came in meanwhile (a
+    /// compare-and-swap), without a lock on the write path.
+    state: AtomicU64,
+    /// One recovery at a time: two would race to reopen the same directory.
+    recovering: Mutex<()>,
+    v2_dir: PathBuf,
+    cache_bytes: u64,
+    migration: Option<Migration>,
+    #[cfg(feature = "fault-injection")]
+    fail_writes: AtomicBool,
+}
+
+/// One open sled database and its trees.
+pub(crate) struct Inner {
+    pub(crate) db: sled::Db,
     rooms: sled::Tree,
     expiry: sled::Tree,
+    probe: sled::Tree,
     /// The number of records in `rooms`, kept here because sled can only count by scanning.
     /// Updated after each committed transaction from what that transaction saw, so it stays
     /// exact under concurrent writers.
-    count: Arc<AtomicUsize>,
+    count: AtomicUsize,
+    /// Set once a write through this database failed: sled's error is sticky, so recovery must
+    /// replace the database rather than retry on it.
+    failed: AtomicBool,
 }
 
 impl fmt::Debug for Store {
-    // Counts only: the handle must be safe to log, and keys are room hashes.
+    // Counts and health only: the handle must be safe to log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("rooms", &self.room_count())
@@ -75,15 +120,15 @@ impl fmt::Debug for Store {
     }
 }
 
-/// How long [`Store::open`] keeps retrying while the database's lock file is held.
+/// How long opening keeps retrying while the database's lock file is held.
 ///
 /// sled 0.34 releases its lock from a background thread after the last handle drops, so a
-/// store that was just closed in this process (a restart in a test, say) can look locked for a
-/// few milliseconds. A lock still held after this long belongs to someone else.
-const OPEN_LOCK_WAIT: Duration = Duration::from_secs(2);
-const OPEN_LOCK_POLL: Duration = Duration::from_millis(10);
+/// store that was just closed in this process (a restart in a test, or a recovery) can look
+/// locked for a few milliseconds. A lock still held after this long belongs to someone else.
+pub(crate) const OPEN_LOCK_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const OPEN_LOCK_POLL: Duration = Duration::from_millis(10);
 
-fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, StoreError> {
     let deadline = Instant::now() + OPEN_LOCK_WAIT;
     loop {
         match config.open() {
@@ -103,61 +148,334 @@ fn is_lock_busy(e: &std::io::Error) -> bool {
 /// Why a transaction gave up before committing.
 #[derive(Debug)]
 enum Abort {
-    /// The record being replaced or removed does not decode, so its index entry cannot be
-    /// computed from it; the caller looks the entries up and tries again.
-    OldRecordCorrupt,
+    /// The record being replaced or removed has no readable header, so its index entry cannot
+    /// be computed from it; the caller looks the entries up and tries again.
+    OldHeaderCorrupt,
 }
 
+const UNHEALTHY: u64 = 1;
+
 impl Store {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`; the database itself lives in
+    /// `dir/store-v2/`. A format-1 database directly in `dir` is migrated into it and then
+    /// deleted; [`Store::migration`] tells what that did.
     pub fn open(dir: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
+        let v2_dir = dir.join(V2_DIR);
+        std::fs::create_dir_all(&v2_dir).map_err(|source| StoreError::Io {
+            path: v2_dir.clone(),
             source,
         })?;
+        let inner = Inner::open(&v2_dir, config.cache_bytes)?;
+        let migration = if migrate::v1_present(dir)? {
+            Some(migrate::migrate_v1(dir, &inner, config.cache_bytes)?)
+        } else {
+            None
+        };
+        Ok(Store {
+            shared: Arc::new(Shared {
+                current: RwLock::new(Some(Arc::new(inner))),
+                state: AtomicU64::new(0),
+                recovering: Mutex::new(()),
+                v2_dir,
+                cache_bytes: config.cache_bytes,
+                migration,
+                #[cfg(feature = "fault-injection")]
+                fail_writes: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// What opening did to a format-1 database found in the data directory; `None` if there
+    /// was none. Counts only.
+    pub fn migration(&self) -> Option<Migration> {
+        self.shared.migration
+    }
+
+    /// The record of the room `keys` belongs to, if any. A value that does not open under
+    /// `keys` (tampered, truncated, another format) is [`StoreError::Corrupt`].
+    pub fn get(&self, keys: &RoomKeys) -> Result<Option<RoomRecord>, StoreError> {
+        self.read(|inner| match inner.rooms.get(keys.locator().as_bytes())? {
+            Some(bytes) => record::open(keys, &bytes).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    /// Seals `rec` under `keys` and stores it, replacing any previous record, and moves the
+    /// room's expiry index entry to `rec.ttl_expires_at_ms` in the same transaction.
+    ///
+    /// A previous value whose header does not read is replaced too, and its index entry is
+    /// found by a scan of the index (a slow path that only corruption takes).
+    pub fn put(&self, keys: &RoomKeys, rec: &RoomRecord) -> Result<(), StoreError> {
+        self.write(|inner| inner.put(keys, rec))
+    }
+
+    /// Removes the record at `loc` and its index entry. Returns whether there was one.
+    ///
+    /// Needs no seal key: the index entry is found from the value's clear header.
+    pub fn remove(&self, loc: &Locator) -> Result<bool, StoreError> {
+        self.write(|inner| inner.remove(loc))
+    }
+
+    /// Removes the record at `loc` only if it is still due at `now_ms`, checking and removing
+    /// in one transaction. Returns whether it was removed.
+    ///
+    /// [`Store::due`] returns a snapshot; between it and a plain [`Store::remove`] the room's
+    /// actor may extend the TTL, and a sweeper would then delete a live room. This is the safe
+    /// way to act on `due`. A value whose header does not read is reported as
+    /// [`StoreError::Corrupt`] and left for the caller to [`Store::remove`] if it chooses.
+    pub fn remove_if_due(&self, loc: &Locator, now_ms: u64) -> Result<bool, StoreError> {
+        self.write(|inner| inner.remove_if_due(loc, now_ms))
+    }
+
+    /// The expiry of the record at `loc`, Unix ms, from its clear header; `None` if there is no
+    /// record. Enough to tell whether a room exists without its seal key.
+    pub fn expires_at(&self, loc: &Locator) -> Result<Option<u64>, StoreError> {
+        self.read(|inner| match inner.rooms.get(loc.as_bytes())? {
+            Some(bytes) => record::header_expiry(&bytes).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    /// Up to `limit` rooms whose expiry is at or before `now_ms`, earliest first. Only index
+    /// entries up to `now_ms` are read.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Locator>, StoreError> {
+        self.read(|inner| {
+            // The greatest possible key for `now_ms` closes the range, so every room expiring
+            // at exactly `now_ms` is inside it and nothing later is visited.
+            let end = index_key(now_ms, &Locator::from_bytes([0xff; 32]));
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for k in inner.expiry.range(..=end).keys().take(limit) {
+                let (_, loc) = parse_index_key(&k?)?;
+                out.push(loc);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The earliest expiry of any stored room, Unix ms; `None` when the store is empty.
+    pub fn next_expiry_ms(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|inner| match inner.expiry.first()? {
+            Some((k, _)) => parse_index_key(&k).map(|(at, _)| Some(at)),
+            None => Ok(None),
+        })
+    }
+
+    /// Writes every change made so far to disk and fsyncs. Once this returns, those changes
+    /// survive a crash. The work runs on tokio's blocking pool, so this does not block the
+    /// async runtime.
+    ///
+    /// Must be called from within a tokio runtime.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let inner = self.writable()?;
+        // Not sled's `flush_async`: in 0.34 several of those in flight at once can miss their
+        // wake-up and hang for good (see `concurrent_flushes_all_complete`). The blocking flush
+        // on tokio's blocking pool has no such problem, and concurrent callers still share
+        // fsyncs because sled waits for whatever write makes their changes stable.
+        let flushing = Arc::clone(&inner);
+        let res = match tokio::task::spawn_blocking(move || flushing.db.flush()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Sled(e)),
+            Err(_) => Err(StoreError::FlushAborted),
+        };
+        if res.is_err() {
+            self.note_failure(Some(&inner));
+        }
+        res
+    }
+
+    /// The number of stored rooms (0 while a recovery has no database open).
+    pub fn room_count(&self) -> usize {
+        self.current()
+            .map_or(0, |inner| inner.count.load(Ordering::Relaxed))
+    }
+
+    /// false from the first failed write/flush until `recover` succeeds.
+    ///
+    /// A sled error on a read counts too: in sled 0.34 it means the database is failing.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.state.load(Ordering::SeqCst) & UNHEALTHY == 0
+    }
+
+    /// Bumped on every failure and every reopen: a caller that cached a record under an older epoch
+    /// must re-read it (what is on disk may differ from what it believed).
+    pub fn epoch(&self) -> u64 {
+        self.shared.state.load(Ordering::SeqCst) >> 1
+    }
+
+    /// Blocking (the relay calls it from spawn_blocking about once a second while unhealthy): if the
+    /// underlying sled Db has failed, drop it and reopen the same directory (waiting for sled's lock as
+    /// open already does), recount rooms, then probe with a real write + flush of a small probe key in a
+    /// separate tree; on success mark healthy (and bump epoch if it reopened). Err while it still fails.
+    ///
+    /// Reopening waits for every operation still holding the failed database to finish; one
+    /// that holds on past the lock wait makes this attempt fail, and the next one try again.
+    /// A failure that lands while the probe runs leaves the store unhealthy and returns
+    /// [`StoreError::Unhealthy`].
+    pub fn recover(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self
+            .shared
+            .recovering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let inner = match self.current() {
+            Some(inner) if !inner.failed.load(Ordering::SeqCst) => inner,
+            stale => {
+                // Close first: sled's directory lock lets only one database be open, and the
+                // old one lets go only when its last handle drops.
+                *self.write_current() = None;
+                drop(stale);
+                let fresh = match Inner::open(&self.shared.v2_dir, self.shared.cache_bytes) {
+                    Ok(fresh) => Arc::new(fresh),
+                    Err(e) => {
+                        self.note_failure(None);
+                        return Err(e);
+                    }
+                };
+                *self.write_current() = Some(Arc::clone(&fresh));
+                self.shared.state.fetch_add(2, Ordering::SeqCst);
+                fresh
+            }
+        };
+        let before = self.shared.state.load(Ordering::SeqCst);
+        if let Err(e) = self.check_injected().and_then(|()| inner.probe()) {
+            self.note_failure(Some(&inner));
+            return Err(e);
+        }
+        match self.shared.state.compare_exchange(
+            before,
+            before & !UNHEALTHY,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StoreError::Unhealthy),
+        }
+    }
+
+    /// While `fail` is set, every write (put, remove, remove_if_due, flush, recover) fails with
+    /// [`StoreError::Injected`] and counts as a failure of the database, as a failing disk
+    /// would; `recover` then reopens the database, as it must after a real failure.
+    #[cfg(feature = "fault-injection")]
+    pub fn set_fail_writes(&self, fail: bool) {
+        self.shared.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    fn check_injected(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "fault-injection")]
+        if self.shared.fail_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Injected);
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Option<Arc<Inner>> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn write_current(&self) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Inner>>> {
+        self.shared
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The open database for a write, or the reason there is none to write to.
+    fn writable(&self) -> Result<Arc<Inner>, StoreError> {
+        let inner = self.current();
+        if let Err(e) = self.check_injected() {
+            self.note_failure(inner.as_deref());
+            return Err(e);
+        }
+        inner.ok_or(StoreError::Unhealthy)
+    }
+
+    fn write<T>(&self, op: impl FnOnce(&Inner) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let inner = self.writable()?;
+        let res = op(&inner);
+        if matches!(res, Err(StoreError::Sled(_))) {
+            self.note_failure(Some(&inner));
+        }
+        res
+    }
+
+    fn read<T>(&self, op: impl FnOnce(&Inner) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let inner = self.current().ok_or(StoreError::Unhealthy)?;
+        let res = op(&inner);
+        if matches!(res, Err(StoreError::Sled(_))) {
+            self.note_failure(Some(&inner));
+        }
+        res
+    }
+
+    /// Marks the store unhealthy and bumps the epoch; marks `inner` failed so that recovery
+    /// replaces it.
+    fn note_failure(&self, inner: Option<&Inner>) {
+        if let Some(inner) = inner {
+            inner.failed.store(true, Ordering::SeqCst);
+        }
+        // Infallible: the closure always returns Some.
+        let _ = self
+            .shared
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                Some(((s >> 1).wrapping_add(1) << 1) | UNHEALTHY)
+            });
+    }
+}
+
+impl Inner {
+    fn open(dir: &Path, cache_bytes: u64) -> Result<Inner, StoreError> {
         let sled_config = sled::Config::new()
             .path(dir)
-            .cache_capacity(config.cache_bytes)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(FLUSH_EVERY_MS))
             .mode(sled::Mode::LowSpace);
         let db = open_waiting_for_lock(&sled_config)?;
         let rooms = db.open_tree(ROOMS_TREE)?;
         let expiry = db.open_tree(EXPIRY_TREE)?;
-        // One scan at start-up buys an O(1) `room_count` for the life of the process.
-        let count = Arc::new(AtomicUsize::new(rooms.len()));
-        Ok(Store {
+        let probe = db.open_tree(PROBE_TREE)?;
+        // One scan at start-up buys an O(1) `room_count` for the life of the database.
+        let count = AtomicUsize::new(rooms.len());
+        Ok(Inner {
             db,
             rooms,
             expiry,
+            probe,
             count,
+            failed: AtomicBool::new(false),
         })
     }
 
-    /// The record stored for `key`, if any.
-    pub fn get(&self, key: &RoomKey) -> Result<Option<RoomRecord>, StoreError> {
-        match self.rooms.get(key)? {
-            Some(bytes) => record::decode(&bytes).map(Some),
-            None => Ok(None),
-        }
+    /// A real write and fsync, touching no room.
+    fn probe(&self) -> Result<(), StoreError> {
+        let n = self
+            .probe
+            .get(PROBE_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        self.probe
+            .insert(PROBE_KEY, &n.wrapping_add(1).to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
     }
 
-    /// Stores `rec` under `key`, replacing any previous record, and moves the room's expiry
-    /// index entry to `rec.ttl_expires_at_ms` in the same transaction.
-    ///
-    /// A previous record that does not decode is replaced too, and its index entry is found by
-    /// a scan of the index (a slow path that only corruption takes).
-    pub fn put(&self, key: &RoomKey, rec: &RoomRecord) -> Result<(), StoreError> {
-        let value = record::encode(rec)?;
-        let new_index = index_key(rec.ttl_expires_at_ms, key);
-        let created = match self.put_tx(key, &value, &new_index, None)? {
+    pub(crate) fn put(&self, keys: &RoomKeys, rec: &RoomRecord) -> Result<(), StoreError> {
+        let loc = keys.locator();
+        let value = record::seal(keys, rec)?;
+        let new_index = index_key(rec.ttl_expires_at_ms, &loc);
+        let created = match self.put_tx(&loc, &value, &new_index, None)? {
             Ok(created) => created,
-            Err(Abort::OldRecordCorrupt) => {
-                let stale = self.index_keys_of(key)?;
-                match self.put_tx(key, &value, &new_index, Some(&stale))? {
+            Err(Abort::OldHeaderCorrupt) => {
+                let stale = self.index_keys_of(&loc)?;
+                match self.put_tx(&loc, &value, &new_index, Some(&stale))? {
                     Ok(created) => created,
                     // Unreachable: with a stale list the transaction does not abort.
-                    Err(Abort::OldRecordCorrupt) => {
-                        return Err(StoreError::Corrupt("room value does not decode"))
+                    Err(Abort::OldHeaderCorrupt) => {
+                        return Err(StoreError::Corrupt("room value header does not read"))
                     }
                 }
             }
@@ -168,16 +486,15 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the record for `key` and its index entry. Returns whether there was one.
-    pub fn remove(&self, key: &RoomKey) -> Result<bool, StoreError> {
-        let removed = match self.remove_tx(key, None)? {
+    fn remove(&self, loc: &Locator) -> Result<bool, StoreError> {
+        let removed = match self.remove_tx(loc, None)? {
             Ok(removed) => removed,
-            Err(Abort::OldRecordCorrupt) => {
-                let stale = self.index_keys_of(key)?;
-                match self.remove_tx(key, Some(&stale))? {
+            Err(Abort::OldHeaderCorrupt) => {
+                let stale = self.index_keys_of(loc)?;
+                match self.remove_tx(loc, Some(&stale))? {
                     Ok(removed) => removed,
-                    Err(Abort::OldRecordCorrupt) => {
-                        return Err(StoreError::Corrupt("room value does not decode"))
+                    Err(Abort::OldHeaderCorrupt) => {
+                        return Err(StoreError::Corrupt("room value header does not read"))
                     }
                 }
             }
@@ -188,31 +505,24 @@ impl Store {
         Ok(removed)
     }
 
-    /// Removes the record for `key` only if it is still due at `now_ms`, checking and removing
-    /// in one transaction. Returns whether it was removed.
-    ///
-    /// [`Store::due`] returns a snapshot; between it and a plain [`Store::remove`] the room's
-    /// actor may extend the TTL, and a sweeper would then delete a live room. This is the safe
-    /// way to act on `due`. A record that does not decode is reported as
-    /// [`StoreError::Corrupt`] and left for the caller to [`Store::remove`] if it chooses.
-    pub fn remove_if_due(&self, key: &RoomKey, now_ms: u64) -> Result<bool, StoreError> {
+    fn remove_if_due(&self, loc: &Locator, now_ms: u64) -> Result<bool, StoreError> {
         let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
-            let Some(old) = rooms.get(key)? else {
+            let Some(old) = rooms.get(loc.as_bytes())? else {
                 return Ok(false);
             };
-            let old = record::decode(&old)
-                .map_err(|_| ConflictableTransactionError::Abort(Abort::OldRecordCorrupt))?;
-            if old.ttl_expires_at_ms > now_ms {
+            let at = record::header_expiry(&old)
+                .map_err(|_| ConflictableTransactionError::Abort(Abort::OldHeaderCorrupt))?;
+            if at > now_ms {
                 return Ok(false);
             }
-            rooms.remove(&key[..])?;
-            expiry.remove(&index_key(old.ttl_expires_at_ms, key)[..])?;
+            rooms.remove(&loc.as_bytes()[..])?;
+            expiry.remove(&index_key(at, loc)[..])?;
             Ok(true)
         });
         let removed = match split_abort(res)? {
             Ok(removed) => removed,
-            Err(Abort::OldRecordCorrupt) => {
-                return Err(StoreError::Corrupt("room value does not decode"))
+            Err(Abort::OldHeaderCorrupt) => {
+                return Err(StoreError::Corrupt("room value header does not read"))
             }
         };
         if removed {
@@ -221,68 +531,19 @@ impl Store {
         Ok(removed)
     }
 
-    /// Whether a record exists for `key` (without decoding it).
-    pub fn contains(&self, key: &RoomKey) -> Result<bool, StoreError> {
-        Ok(self.rooms.contains_key(key)?)
-    }
-
-    /// Writes every change made so far to disk and fsyncs. Once this returns, those changes
-    /// survive a crash. sled does the work on its own thread pool, so this does not block the
-    /// async runtime.
-    ///
-    /// Must be called from within a tokio runtime.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        // Not sled's `flush_async`: in 0.34 several of those in flight at once can miss their
-        // wake-up and hang for good (see `concurrent_flushes_all_complete`). The blocking flush
-        // on tokio's blocking pool has no such problem, and concurrent callers still share
-        // fsyncs because sled waits for whatever write makes their changes stable.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|_| StoreError::FlushAborted)??;
-        Ok(())
-    }
-
-    /// The earliest expiry of any stored room, Unix ms; `None` when the store is empty.
-    pub fn next_expiry_ms(&self) -> Result<Option<u64>, StoreError> {
-        match self.expiry.first()? {
-            Some((k, _)) => parse_index_key(&k).map(|(at, _)| Some(at)),
-            None => Ok(None),
-        }
-    }
-
-    /// Up to `limit` rooms whose expiry is at or before `now_ms`, earliest first. Only index
-    /// entries up to `now_ms` are read.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<RoomKey>, StoreError> {
-        // The greatest possible key for `now_ms` closes the range, so every room expiring at
-        // exactly `now_ms` is inside it and nothing later is visited.
-        let end = index_key(now_ms, &[0xff; 32]);
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for k in self.expiry.range(..=end).keys().take(limit) {
-            let (_, room) = parse_index_key(&k?)?;
-            out.push(room);
-        }
-        Ok(out)
-    }
-
-    /// The number of stored rooms.
-    pub fn room_count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// The put transaction. Returns whether the key was new, or the abort reason when the old
-    /// record does not decode and no `stale` index keys were supplied.
+    /// The put transaction. Returns whether the locator was new, or the abort reason when the
+    /// old value's header does not read and no `stale` index keys were supplied.
     fn put_tx(
         &self,
-        key: &RoomKey,
+        loc: &Locator,
         value: &[u8],
         new_index: &[u8; INDEX_KEY_LEN],
         stale: Option<&[IVec]>,
     ) -> Result<Result<bool, Abort>, StoreError> {
         let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
-            let old = rooms.insert(&key[..], value)?;
+            let old = rooms.insert(&loc.as_bytes()[..], value)?;
             if let Some(old) = &old {
-                drop_old_index(expiry, key, old, stale, Some(new_index))?;
+                drop_old_index(expiry, loc, old, stale, Some(new_index))?;
             }
             expiry.insert(&new_index[..], &[][..])?;
             Ok(old.is_none())
@@ -291,28 +552,28 @@ impl Store {
     }
 
     /// The remove transaction. Returns whether a record was removed, or the abort reason when
-    /// the old record does not decode and no `stale` index keys were supplied.
+    /// the old value's header does not read and no `stale` index keys were supplied.
     fn remove_tx(
         &self,
-        key: &RoomKey,
+        loc: &Locator,
         stale: Option<&[IVec]>,
     ) -> Result<Result<bool, Abort>, StoreError> {
         let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
-            let old = rooms.remove(&key[..])?;
+            let old = rooms.remove(&loc.as_bytes()[..])?;
             if let Some(old) = &old {
-                drop_old_index(expiry, key, old, stale, None)?;
+                drop_old_index(expiry, loc, old, stale, None)?;
             }
             Ok(old.is_some())
         });
         split_abort(res)
     }
 
-    /// Every index key that names `key`: a full scan of the index, for the corruption path only.
-    fn index_keys_of(&self, key: &RoomKey) -> Result<Vec<IVec>, StoreError> {
+    /// Every index key that names `loc`: a full scan of the index, for the corruption path only.
+    fn index_keys_of(&self, loc: &Locator) -> Result<Vec<IVec>, StoreError> {
         let mut found = Vec::new();
         for k in self.expiry.iter().keys() {
             let k = k?;
-            if k.len() == INDEX_KEY_LEN && k[8..] == key[..] {
+            if k.len() == INDEX_KEY_LEN && k[8..] == loc.as_bytes()[..] {
                 found.push(k);
             }
         }
@@ -320,19 +581,19 @@ impl Store {
     }
 }
 
-/// Inside a transaction: removes the index entry of the record `old` that is being replaced
+/// Inside a transaction: removes the index entry of the value `old` that is being replaced
 /// or removed, unless it equals `keep` (the entry about to be written).
 fn drop_old_index(
     expiry: &TransactionalTree,
-    key: &RoomKey,
+    loc: &Locator,
     old: &IVec,
     stale: Option<&[IVec]>,
     keep: Option<&[u8; INDEX_KEY_LEN]>,
 ) -> Result<(), ConflictableTransactionError<Abort>> {
     let keep = keep.map(|k| &k[..]);
-    match record::decode(old) {
-        Ok(old) => {
-            let old_index = index_key(old.ttl_expires_at_ms, key);
+    match record::header_expiry(old) {
+        Ok(at) => {
+            let old_index = index_key(at, loc);
             if keep != Some(&old_index[..]) {
                 expiry.remove(&old_index[..])?;
             }
@@ -345,7 +606,7 @@ fn drop_old_index(
                     }
                 }
             }
-            None => return Err(ConflictableTransactionError::Abort(Abort::OldRecordCorrupt)),
+            None => return Err(ConflictableTransactionError::Abort(Abort::OldHeaderCorrupt)),
         },
     }
     Ok(())
@@ -360,23 +621,23 @@ fn split_abort<T>(res: Result<T, TransactionError<Abort>>) -> Result<Result<T, A
     }
 }
 
-fn index_key(expires_at_ms: u64, key: &RoomKey) -> [u8; INDEX_KEY_LEN] {
+fn index_key(expires_at_ms: u64, loc: &Locator) -> [u8; INDEX_KEY_LEN] {
     let mut out = [0u8; INDEX_KEY_LEN];
     out[..8].copy_from_slice(&expires_at_ms.to_be_bytes());
-    out[8..].copy_from_slice(key);
+    out[8..].copy_from_slice(loc.as_bytes());
     out
 }
 
-fn parse_index_key(k: &[u8]) -> Result<(u64, RoomKey), StoreError> {
+fn parse_index_key(k: &[u8]) -> Result<(u64, Locator), StoreError> {
     let k: &[u8; INDEX_KEY_LEN] = k
         .try_into()
         .map_err(|_| StoreError::Corrupt("expiry index key has the wrong length"))?;
-    let (at, room) = k.split_at(8);
+    let (at, loc) = k.split_at(8);
     let mut at_bytes = [0u8; 8];
     at_bytes.copy_from_slice(at);
-    let mut room_key = [0u8; 32];
-    room_key.copy_from_slice(room);
-    Ok((u64::from_be_bytes(at_bytes), room_key))
+    let mut loc_bytes = [0u8; 32];
+    loc_bytes.copy_from_slice(loc);
+    Ok((u64::from_be_bytes(at_bytes), Locator::from_bytes(loc_bytes)))
 }
 
 #[cfg(test)]
@@ -389,8 +650,16 @@ mod tests {
         Store::open(dir, &StoreConfig::default()).unwrap()
     }
 
-    fn key(n: u8) -> RoomKey {
-        [n; 32]
+    fn keys(n: u8) -> RoomKeys {
+        RoomKeys::derive(&[n; 32])
+    }
+
+    fn loc(n: u8) -> Locator {
+        keys(n).locator()
+    }
+
+    fn inner(store: &Store) -> Arc<Inner> {
+        store.current().unwrap()
     }
 
     fn rec(expires: u64) -> RoomRecord {
@@ -410,23 +679,25 @@ mod tests {
             guesses: Guard {
                 failures: 2,
                 locked_until_ms: 5_000,
-                lockouts: 1,
+                level: 1,
+                last_attempt_ms: 4_000,
             },
             pairing_hash: Some([3; 32]),
             pairing: Guard::default(),
         }
     }
 
-    /// Every index entry names a stored, decodable record with that expiry, and every record
+    /// Every index entry names a stored record with that expiry in its header, and every record
     /// has exactly one entry; the cached count matches.
     fn assert_consistent(store: &Store) {
+        let inner = inner(store);
         let mut records = Vec::new();
-        for item in store.rooms.iter() {
+        for item in inner.rooms.iter() {
             let (k, v) = item.unwrap();
-            let k: RoomKey = k.as_ref().try_into().unwrap();
-            records.push(index_key(record::decode(&v).unwrap().ttl_expires_at_ms, &k));
+            let loc = Locator::from_bytes(k.as_ref().try_into().unwrap());
+            records.push(index_key(record::header_expiry(&v).unwrap(), &loc));
         }
-        let index: Vec<[u8; INDEX_KEY_LEN]> = store
+        let index: Vec<[u8; INDEX_KEY_LEN]> = inner
             .expiry
             .iter()
             .keys()
@@ -438,55 +709,84 @@ mod tests {
     }
 
     #[test]
-    fn put_get_contains_remove() {
+    fn put_get_expires_at_remove() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        assert_eq!(store.get(&key(1)).unwrap(), None);
-        assert!(!store.contains(&key(1)).unwrap());
+        assert_eq!(store.get(&keys(1)).unwrap(), None);
+        assert_eq!(store.expires_at(&loc(1)).unwrap(), None);
         assert_eq!(store.room_count(), 0);
 
-        store.put(&key(1), &rec(10_000)).unwrap();
-        assert_eq!(store.get(&key(1)).unwrap(), Some(rec(10_000)));
-        assert!(store.contains(&key(1)).unwrap());
-        assert!(!store.contains(&key(2)).unwrap());
+        store.put(&keys(1), &rec(10_000)).unwrap();
+        assert_eq!(store.get(&keys(1)).unwrap(), Some(rec(10_000)));
+        assert_eq!(store.expires_at(&loc(1)).unwrap(), Some(10_000));
+        assert_eq!(store.expires_at(&loc(2)).unwrap(), None);
         assert_eq!(store.room_count(), 1);
 
         // Replacing a record does not change the count.
         let mut changed = rec(10_000);
         changed.guesses.failures = 3;
-        store.put(&key(1), &changed).unwrap();
-        assert_eq!(store.get(&key(1)).unwrap(), Some(changed));
+        store.put(&keys(1), &changed).unwrap();
+        assert_eq!(store.get(&keys(1)).unwrap(), Some(changed));
         assert_eq!(store.room_count(), 1);
         assert_consistent(&store);
 
-        assert!(store.remove(&key(1)).unwrap());
-        assert!(!store.remove(&key(1)).unwrap());
-        assert_eq!(store.get(&key(1)).unwrap(), None);
+        assert!(store.remove(&loc(1)).unwrap());
+        assert!(!store.remove(&loc(1)).unwrap());
+        assert_eq!(store.get(&keys(1)).unwrap(), None);
         assert_eq!(store.room_count(), 0);
         assert_eq!(store.next_expiry_ms().unwrap(), None);
         assert_consistent(&store);
+        assert!(store.is_healthy());
+        assert_eq!(store.epoch(), 0);
+    }
+
+    #[test]
+    fn database_lives_in_store_v2_and_keys_are_locators() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.put(&keys(1), &rec(5)).unwrap();
+        assert!(dir.path().join("store-v2").join("db").is_file());
+        assert!(!dir.path().join("db").exists());
+        let inner = inner(&store);
+        let stored: Vec<IVec> = inner.rooms.iter().keys().map(|k| k.unwrap()).collect();
+        assert_eq!(stored, vec![IVec::from(&loc(1).as_bytes()[..])]);
+        assert!(store.migration().is_none());
+    }
+
+    #[test]
+    fn a_value_moved_to_another_locator_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.put(&keys(1), &rec(5)).unwrap();
+        let inner = inner(&store);
+        let value = inner.rooms.get(loc(1).as_bytes()).unwrap().unwrap();
+        inner.rooms.insert(loc(2).as_bytes(), value).unwrap();
+        // The locator is bound into the tag, so room 2's keys cannot open room 1's value even
+        // if they could decrypt it; the original stays readable where it belongs.
+        assert!(matches!(store.get(&keys(2)), Err(StoreError::Corrupt(_))));
+        assert!(store.get(&keys(1)).unwrap().is_some());
     }
 
     #[test]
     fn index_follows_expiry_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.put(&key(1), &rec(500)).unwrap();
-        store.put(&key(2), &rec(300)).unwrap();
+        store.put(&keys(1), &rec(500)).unwrap();
+        store.put(&keys(2), &rec(300)).unwrap();
         assert_eq!(store.next_expiry_ms().unwrap(), Some(300));
 
         // Extending room 2 past room 1 moves its entry; the old one must be gone.
-        store.put(&key(2), &rec(900)).unwrap();
+        store.put(&keys(2), &rec(900)).unwrap();
         assert_consistent(&store);
         assert_eq!(store.next_expiry_ms().unwrap(), Some(500));
-        assert_eq!(store.due(899, 10).unwrap(), vec![key(1)]);
+        assert_eq!(store.due(899, 10).unwrap(), vec![loc(1)]);
 
         // Shortening works the same way.
-        store.put(&key(1), &rec(100)).unwrap();
+        store.put(&keys(1), &rec(100)).unwrap();
         assert_consistent(&store);
         assert_eq!(store.next_expiry_ms().unwrap(), Some(100));
 
-        store.remove(&key(1)).unwrap();
+        store.remove(&loc(1)).unwrap();
         assert_consistent(&store);
         assert_eq!(store.next_expiry_ms().unwrap(), Some(900));
     }
@@ -495,7 +795,7 @@ mod tests {
     fn due_is_ordered_limited_and_inclusive() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        // Inserted out of order; two rooms share an expiry.
+        // Inserted out of order; two rooms share an expiry, so their order is the locators'.
         for (n, at) in [
             (5u8, 50u64),
             (1, 10),
@@ -504,16 +804,18 @@ mod tests {
             (2, 30),
             (9, u64::MAX),
         ] {
-            store.put(&key(n), &rec(at)).unwrap();
+            store.put(&keys(n), &rec(at)).unwrap();
         }
-        assert_eq!(store.due(9, 10).unwrap(), Vec::<RoomKey>::new());
-        assert_eq!(store.due(10, 10).unwrap(), vec![key(1)]);
+        let mut at_30 = [loc(2), loc(3)];
+        at_30.sort_unstable();
+        assert_eq!(store.due(9, 10).unwrap(), Vec::<Locator>::new());
+        assert_eq!(store.due(10, 10).unwrap(), vec![loc(1)]);
         assert_eq!(
             store.due(40, 10).unwrap(),
-            vec![key(1), key(2), key(3), key(4)]
+            vec![loc(1), at_30[0], at_30[1], loc(4)]
         );
-        assert_eq!(store.due(40, 2).unwrap(), vec![key(1), key(2)]);
-        assert_eq!(store.due(40, 0).unwrap(), Vec::<RoomKey>::new());
+        assert_eq!(store.due(40, 2).unwrap(), vec![loc(1), at_30[0]]);
+        assert_eq!(store.due(40, 0).unwrap(), Vec::<Locator>::new());
         assert_eq!(store.due(u64::MAX - 1, 10).unwrap().len(), 5);
         assert_eq!(store.due(u64::MAX, 10).unwrap().len(), 6);
     }
@@ -525,18 +827,18 @@ mod tests {
         {
             let store = open(&path);
             for n in 0..50u8 {
-                store.put(&key(n), &rec(1_000 + u64::from(n))).unwrap();
+                store.put(&keys(n), &rec(1_000 + u64::from(n))).unwrap();
             }
-            store.remove(&key(0)).unwrap();
-            store.put(&key(1), &rec(10)).unwrap();
+            store.remove(&loc(0)).unwrap();
+            store.put(&keys(1), &rec(10)).unwrap();
         }
         let store = open(&path);
         assert_eq!(store.room_count(), 49);
-        assert_eq!(store.get(&key(0)).unwrap(), None);
-        assert_eq!(store.get(&key(1)).unwrap(), Some(rec(10)));
-        assert_eq!(store.get(&key(49)).unwrap(), Some(rec(1_049)));
+        assert_eq!(store.get(&keys(0)).unwrap(), None);
+        assert_eq!(store.get(&keys(1)).unwrap(), Some(rec(10)));
+        assert_eq!(store.get(&keys(49)).unwrap(), Some(rec(1_049)));
         assert_eq!(store.next_expiry_ms().unwrap(), Some(10));
-        assert_eq!(store.due(1_002, 10).unwrap(), vec![key(1), key(2)]);
+        assert_eq!(store.due(1_002, 10).unwrap(), vec![loc(1), loc(2)]);
         assert_consistent(&store);
     }
 
@@ -546,7 +848,7 @@ mod tests {
         for n in 0..20u8 {
             let store = open(dir.path());
             assert_eq!(store.room_count(), usize::from(n));
-            store.put(&key(n), &rec(u64::from(n))).unwrap();
+            store.put(&keys(n), &rec(u64::from(n))).unwrap();
         }
     }
 
@@ -560,11 +862,69 @@ mod tests {
         assert!(started.elapsed() >= OPEN_LOCK_WAIT);
     }
 
+    #[test]
+    fn recover_on_a_healthy_store_probes_without_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.put(&keys(1), &rec(42)).unwrap();
+        let before = inner(&store);
+        store.recover().unwrap();
+        store.recover().unwrap();
+        assert!(Arc::ptr_eq(&before, &inner(&store)));
+        assert!(store.is_healthy());
+        assert_eq!(store.epoch(), 0);
+        assert_eq!(store.get(&keys(1)).unwrap(), Some(rec(42)));
+        // The probe touches no room.
+        assert_eq!(store.room_count(), 1);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn recover_reopens_a_failed_database_for_every_clone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let other = store.clone();
+        store.put(&keys(1), &rec(42)).unwrap();
+        let before = inner(&store);
+        // What a sled error on a write does, without a failing disk.
+        store.note_failure(Some(&before));
+        assert!(!other.is_healthy());
+        assert_eq!(other.epoch(), 1);
+        drop(before);
+        store.recover().unwrap();
+        assert!(other.is_healthy());
+        assert_eq!(other.epoch(), 2);
+        assert_eq!(other.get(&keys(1)).unwrap(), Some(rec(42)));
+        assert_eq!(other.room_count(), 1);
+        other.put(&keys(2), &rec(43)).unwrap();
+        assert_eq!(store.room_count(), 2);
+    }
+
+    #[test]
+    fn a_failure_during_the_probe_keeps_the_store_unhealthy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.note_failure(None);
+        let before = store.shared.state.load(Ordering::SeqCst);
+        // A failure between the probe's start and its end.
+        store.note_failure(None);
+        let res = store.shared.state.compare_exchange(
+            before,
+            before & !UNHEALTHY,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        assert!(res.is_err());
+        assert!(!store.is_healthy());
+        store.recover().unwrap();
+        assert!(store.is_healthy());
+    }
+
     #[tokio::test]
     async fn flush_then_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.put(&key(1), &rec(42)).unwrap();
+        store.put(&keys(1), &rec(42)).unwrap();
         // The relay awaits this inside tokio tasks, so the future must be Send.
         fn assert_send<T: Send>(t: T) -> T {
             t
@@ -572,7 +932,7 @@ mod tests {
         assert_send(store.flush()).await.unwrap();
         drop(store);
         let store = open(dir.path());
-        assert_eq!(store.get(&key(1)).unwrap(), Some(rec(42)));
+        assert_eq!(store.get(&keys(1)).unwrap(), Some(rec(42)));
     }
 
     /// Room actors flush concurrently before durable replies. sled 0.34's own `flush_async`
@@ -587,7 +947,7 @@ mod tests {
             let store = store.clone();
             tasks.spawn(async move {
                 for i in 0..20u64 {
-                    store.put(&key(t), &rec(i)).unwrap();
+                    store.put(&keys(t), &rec(i)).unwrap();
                     store.flush().await.unwrap();
                 }
             });
@@ -601,53 +961,79 @@ mod tests {
             .await
             .expect("concurrent flushes hung");
         assert_consistent(&store);
+        assert!(store.is_healthy());
     }
 
     #[test]
     fn corrupt_value_is_reported_and_replaceable() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.put(&key(1), &rec(77)).unwrap();
-        store.put(&key(2), &rec(88)).unwrap();
+        let inner = inner(&store);
+        store.put(&keys(1), &rec(77)).unwrap();
+        store.put(&keys(2), &rec(88)).unwrap();
+        store.put(&keys(3), &rec(99)).unwrap();
 
         // A value from some future format version.
-        let mut future = record::encode(&rec(77)).unwrap();
-        future[0] = 2;
-        store.rooms.insert(key(1), future).unwrap();
-        assert!(matches!(store.get(&key(1)), Err(StoreError::Corrupt(_))));
-        // Garbage after a valid version byte.
-        store.rooms.insert(key(2), &[1u8, 0xff, 0xff][..]).unwrap();
-        assert!(matches!(store.get(&key(2)), Err(StoreError::Corrupt(_))));
-        assert!(store.contains(&key(1)).unwrap());
+        let mut future = inner
+            .rooms
+            .get(loc(1).as_bytes())
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        future[0] = 3;
+        inner.rooms.insert(loc(1).as_bytes(), future).unwrap();
+        assert!(matches!(store.get(&keys(1)), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            store.expires_at(&loc(1)),
+            Err(StoreError::Corrupt(_))
+        ));
+        // A header that reads, then garbage.
+        inner
+            .rooms
+            .insert(loc(2).as_bytes(), &[2u8, 0, 0, 0, 0, 0, 0, 0, 88, 0xff][..])
+            .unwrap();
+        assert!(matches!(store.get(&keys(2)), Err(StoreError::Corrupt(_))));
+        assert_eq!(store.expires_at(&loc(2)).unwrap(), Some(88));
+        // Too short for a header.
+        inner
+            .rooms
+            .insert(loc(3).as_bytes(), &[2u8, 0][..])
+            .unwrap();
 
         // Replacing and removing still clean up the index entries the bad values had.
-        store.put(&key(1), &rec(99)).unwrap();
-        assert_eq!(store.get(&key(1)).unwrap(), Some(rec(99)));
-        assert!(store.remove(&key(2)).unwrap());
+        store.put(&keys(1), &rec(99)).unwrap();
+        assert_eq!(store.get(&keys(1)).unwrap(), Some(rec(99)));
+        assert!(store.remove(&loc(2)).unwrap());
+        assert!(store.remove(&loc(3)).unwrap());
         assert_eq!(store.room_count(), 1);
         assert_consistent(&store);
+        // Corruption is not a failure of the database.
+        assert!(store.is_healthy());
     }
 
     #[test]
     fn remove_if_due_spares_extended_rooms() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.put(&key(1), &rec(10)).unwrap();
-        store.put(&key(2), &rec(20)).unwrap();
+        store.put(&keys(1), &rec(10)).unwrap();
+        store.put(&keys(2), &rec(20)).unwrap();
         let due = store.due(20, 10).unwrap();
-        assert_eq!(due, vec![key(1), key(2)]);
+        assert_eq!(due, vec![loc(1), loc(2)]);
         // Room 2's actor extends it after the sweeper read the index.
-        store.put(&key(2), &rec(1_000)).unwrap();
-        assert!(store.remove_if_due(&key(1), 20).unwrap());
-        assert!(!store.remove_if_due(&key(2), 20).unwrap());
-        assert!(!store.remove_if_due(&key(3), 20).unwrap());
-        assert_eq!(store.get(&key(2)).unwrap(), Some(rec(1_000)));
+        store.put(&keys(2), &rec(1_000)).unwrap();
+        assert!(store.remove_if_due(&loc(1), 20).unwrap());
+        assert!(!store.remove_if_due(&loc(2), 20).unwrap());
+        assert!(!store.remove_if_due(&loc(3), 20).unwrap());
+        assert_eq!(store.get(&keys(2)).unwrap(), Some(rec(1_000)));
         assert_eq!(store.room_count(), 1);
         assert_consistent(&store);
 
-        store.rooms.insert(key(2), &[9u8][..]).unwrap();
+        inner(&store)
+            .rooms
+            .insert(loc(2).as_bytes(), &[9u8][..])
+            .unwrap();
         assert!(matches!(
-            store.remove_if_due(&key(2), u64::MAX),
+            store.remove_if_due(&loc(2), u64::MAX),
             Err(StoreError::Corrupt(_))
         ));
     }
@@ -656,7 +1042,7 @@ mod tests {
     fn corrupt_index_key_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.expiry.insert([0u8; 3], &[][..]).unwrap();
+        inner(&store).expiry.insert([0u8; 3], &[][..]).unwrap();
         assert!(matches!(
             store.next_expiry_ms(),
             Err(StoreError::Corrupt(_))
@@ -676,10 +1062,11 @@ mod tests {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     for i in 0..200u32 {
-                        let mut k = [t; 32];
-                        k[..4].copy_from_slice(&(i % 50).to_be_bytes());
+                        let mut h = [t; 32];
+                        h[..4].copy_from_slice(&(i % 50).to_be_bytes());
+                        let k = RoomKeys::derive(&h);
                         if i % 3 == 2 {
-                            store.remove(&k).unwrap();
+                            store.remove(&k.locator()).unwrap();
                         } else {
                             store.put(&k, &rec(u64::from(i * 7 % 31))).unwrap();
                         }
@@ -703,7 +1090,7 @@ mod tests {
     fn debug_shows_only_counts() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.put(&[0xab; 32], &rec(1)).unwrap();
+        store.put(&RoomKeys::derive(&[0xab; 32]), &rec(1)).unwrap();
         assert_eq!(format!("{store:?}"), "Store { rooms: 1, .. }");
     }
 
@@ -715,7 +1102,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
 
-        /// Any sequence of puts and removes over a few keys leaves the trees in step and
+        /// Any sequence of puts and removes over a few rooms leaves the trees in step and
         /// `due` equal to a model computed from the records.
         #[test]
         fn random_ops_keep_index_in_step(
@@ -728,19 +1115,19 @@ mod tests {
             for (k, op) in ops {
                 match op {
                     Some(at) => {
-                        store.put(&key(k), &rec(at)).unwrap();
-                        model.insert(key(k), at);
+                        store.put(&keys(k), &rec(at)).unwrap();
+                        model.insert(loc(k), at);
                     }
                     None => {
-                        prop_assert_eq!(store.remove(&key(k)).unwrap(), model.remove(&key(k)).is_some());
+                        prop_assert_eq!(store.remove(&loc(k)).unwrap(), model.remove(&loc(k)).is_some());
                     }
                 }
             }
             assert_consistent(&store);
-            let mut expected: Vec<(u64, RoomKey)> =
+            let mut expected: Vec<(u64, Locator)> =
                 model.iter().filter(|(_, &at)| at <= now).map(|(k, &at)| (at, *k)).collect();
             expected.sort_unstable();
-            let expected: Vec<RoomKey> = expected.into_iter().map(|(_, k)| k).collect();
+            let expected: Vec<Locator> = expected.into_iter().map(|(_, k)| k).collect();
             prop_assert_eq!(store.due(now, usize::MAX).unwrap(), expected);
             prop_assert_eq!(store.next_expiry_ms().unwrap(), model.values().min().copied());
         }
