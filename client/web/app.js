@@ -32,7 +32,7 @@ const REASONS = {
   invalid_sender: 'The relay rejected this device’s credentials. Check the number and PIN.',
   invalid_access: 'The relay rejected this device’s credentials. Check the number and PIN.',
   not_found: 'That message is no longer there.',
-  locked: 'Too many wrong attempts: this channel is locked for now.',
+  locked: 'Too many wrong PINs were tried: this channel is locked. While it is locked nobody can open it, not even with the right PIN, and you will be told how many attempts were made.',
   unauthorized: 'Wrong PIN for this channel.',
   not_joined: 'Not connected to the channel yet. Try again.',
   not_your_turn: 'Wait for a reply before you write again.',

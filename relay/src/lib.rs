@@ -95,6 +95,13 @@ impl Relay {
                 cache_bytes: config.store_cache_bytes,
             },
         )?;
+        if let Some(m) = store.migration() {
+            info!(
+                migrated = m.migrated,
+                skipped = m.skipped,
+                "store format 1 migrated to format 2; the old files are deleted"
+            );
+        }
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -117,6 +124,12 @@ impl Relay {
     /// The address the relay listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The relay's store. For tests and tooling that inspect or fault it; not for serving.
+    #[doc(hidden)]
+    pub fn store(&self) -> &Store {
+        &self.shared.store
     }
 
     /// Number of live room actors (rooms with an open socket or a message).

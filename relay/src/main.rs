@@ -54,6 +54,10 @@ struct Args {
     #[arg(long, env = "STELGANO_MAX_LOCK_MINUTES", default_value_t = 1440)]
     max_lock_minutes: u64,
 
+    /// Hours without a wrong or refused attempt after which a room's lock escalation drops one level.
+    #[arg(long, env = "STELGANO_LOCK_DECAY_HOURS", default_value_t = 24)]
+    lock_decay_hours: u64,
+
     /// Time floor for every join reply, in milliseconds.
     #[arg(long, env = "STELGANO_JOIN_FLOOR_MS", default_value_t = 500)]
     join_floor_ms: u64,
@@ -115,6 +119,7 @@ impl Args {
             max_failures: self.max_failures.max(1),
             first_lock: Duration::from_secs(self.lock_minutes * 60),
             max_lock: Duration::from_secs(self.max_lock_minutes * 60),
+            lock_decay: Duration::from_secs(self.lock_decay_hours.max(1) * 3600),
             join_floor: Duration::from_millis(self.join_floor_ms),
             join_jitter: Duration::from_millis(self.join_jitter_ms),
             free_ttl: Duration::from_secs(self.free_ttl_hours * 3600),

@@ -148,22 +148,24 @@ impl Rooms {
         now_ms: u64,
     ) -> Result<bool, RelayError> {
         for _ in 0..4 {
-            // The entry lock is held only for the synchronous store call, never across an await.
-            let handle = match self.map.entry(*locator) {
+            // The entry lock is held only for the synchronous store call, never across an await:
+            // the match ends (and the entry is dropped) before anything is awaited.
+            let live = match self.map.entry(*locator) {
                 Entry::Occupied(e) => match e.get() {
-                    Slot::Live(handle) => handle.clone(),
+                    Slot::Live(handle) => Ok(handle.clone()),
                     _ => {
                         let removed = shared.store.remove_if_due(locator, now_ms)?;
                         if removed {
                             e.remove();
                         }
-                        return self.expired_here(shared, removed).await;
+                        Err(removed)
                     }
                 },
-                Entry::Vacant(_) => {
-                    let removed = shared.store.remove_if_due(locator, now_ms)?;
-                    return self.expired_here(shared, removed).await;
-                }
+                Entry::Vacant(_) => Err(shared.store.remove_if_due(locator, now_ms)?),
+            };
+            let handle = match live {
+                Ok(handle) => handle,
+                Err(removed) => return self.expired_here(shared, removed).await,
             };
             let (tx, rx) = oneshot::channel();
             match handle

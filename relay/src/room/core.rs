@@ -218,10 +218,6 @@ impl RoomCore {
         self.record.as_ref()
     }
 
-    pub fn message(&self) -> Option<&Message> {
-        self.message.as_ref()
-    }
-
     /// The store took `record`: it is now what the room is.
     pub fn commit(&mut self, record: RoomRecord) {
         self.record = Some(record);
@@ -600,7 +596,6 @@ pub fn random_room_id() -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use std::time::Duration;
 
     const MIN: u64 = 60_000;
@@ -771,7 +766,7 @@ mod tests {
         join(&mut core, A, Some(OTP), 0);
         assert_eq!(reason(&join(&mut core, B, None, 0)), "otp_required");
         for n in 1..10u32 {
-            let d = join(&mut core, B, Some([n as u8; 32]), 0);
+            let d = join(&mut core, B, Some([n as u8 + 20; 32]), 0);
             assert!(matches!(
                 d.reply,
                 Err(RelayError::OtpInvalid { attempts_remaining }) if attempts_remaining == 10 - n
@@ -808,10 +803,10 @@ mod tests {
             send(&mut core, 0).reply,
             Some(Err(RelayError::NotYourTurn))
         ));
-        let first = core.message().unwrap().id;
+        let first = core.message.as_ref().unwrap().id;
         assert!(matches!(send(&mut core, 1).reply, Some(Ok(_))));
-        assert_ne!(core.message().unwrap().id, first);
-        assert_eq!(core.message().unwrap().sender, B.sender);
+        assert_ne!(core.message.as_ref().unwrap().id, first);
+        assert_eq!(core.message.as_ref().unwrap().sender, B.sender);
     }
 
     #[test]
@@ -825,135 +820,5 @@ mod tests {
         let mut core = paired(0);
         let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0);
         assert!(matches!(out.reply, Some(Err(RelayError::NotFound))));
-    }
-
-    /// One step of a random session against a room.
-    #[derive(Debug, Clone)]
-    enum Step {
-        Owner(usize),
-        Stranger(u8),
-        Claim(bool),
-        Send(usize),
-        Read(usize),
-        Edit(usize),
-        Delete(usize),
-        Advance(u64),
-        /// The store fails the next write.
-        FailNextWrite,
-    }
-
-    fn step() -> impl Strategy<Value = Step> {
-        prop_oneof![
-            (0usize..2).prop_map(Step::Owner),
-            any::<u8>().prop_map(Step::Stranger),
-            any::<bool>().prop_map(Step::Claim),
-            (0usize..2).prop_map(Step::Send),
-            (0usize..2).prop_map(Step::Read),
-            (0usize..2).prop_map(Step::Edit),
-            (0usize..2).prop_map(Step::Delete),
-            prop_oneof![Just(MIN), Just(31 * MIN), Just(25 * HOUR)].prop_map(Step::Advance),
-            Just(Step::FailNextWrite),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// The room's invariants hold after every step of any session: a lock refuses every
-        /// join; a turn is never taken twice; counters only go down by their documented resets;
-        /// a failed write changes nothing.
-        #[test]
-        fn room_invariants_hold(steps in proptest::collection::vec(step(), 1..120)) {
-            let policy = policy();
-            let mut core = RoomCore::default();
-            let mut now = 0u64;
-            let mut fail_next = false;
-            // Create the room with a pairing code.
-            let d = core.decide_join(&input(A, Some(OTP), now), &policy, &mut || true, &mut || [7; 16]);
-            core.commit(d.write.unwrap().record);
-            for s in steps {
-                let before = core.clone();
-                match s {
-                    Step::Advance(ms) => now += ms,
-                    Step::FailNextWrite => fail_next = true,
-                    Step::Owner(_) | Step::Stranger(_) | Step::Claim(_) => {
-                        let (who, otp) = match s {
-                            Step::Owner(0) => (A, None),
-                            Step::Owner(_) => (B, None),
-                            Step::Stranger(n) => (stranger(n), None),
-                            Step::Claim(right) => (B, Some(if right { OTP } else { [0x55; 32] })),
-                            _ => unreachable!(),
-                        };
-                        let rec = core.record().unwrap().clone();
-                        let locked = guard::locked_for(&rec.guesses, now).is_some();
-                        let d = core.decide_join(&input(who, otp, now), &policy, &mut || true, &mut || [7; 16]);
-                        if locked {
-                            prop_assert!(matches!(d.reply, Err(RelayError::Locked { .. })), "locked room let a join through");
-                            prop_assert!(d.seat.is_none());
-                        }
-                        if let Ok(ok) = &d.reply {
-                            prop_assert!(d.seat.is_some());
-                            prop_assert_eq!(ok.room_id.as_str(), "07070707-0707-0707-0707-070707070707");
-                        }
-                        if let Some(w) = d.write {
-                            let new = &w.record;
-                            // Counters only go down by their resets.
-                            prop_assert!(new.guesses.failures <= policy.lock.max_failures);
-                            if new.guesses.failures < rec.guesses.failures {
-                                prop_assert!(d.seat.is_some() || new.guesses.locked_until_ms > now);
-                            }
-                            prop_assert!(new.guesses.level >= guard::level_at(&rec.guesses, now, &policy.lock));
-                            prop_assert!(new.guesses.locked_until_ms >= rec.guesses.locked_until_ms);
-                            for i in 0..2 {
-                                if let (Some(o), Some(n)) = (&rec.seats[i], &new.seats[i]) {
-                                    prop_assert_eq!(o.access_hash, n.access_hash);
-                                    if n.failed_since_join < o.failed_since_join {
-                                        prop_assert_eq!(d.seat, Some(i));
-                                        prop_assert_eq!(n.failed_since_join, 0);
-                                    }
-                                }
-                                prop_assert!(rec.seats[i].is_none() || new.seats[i].is_some(), "a seat was lost");
-                            }
-                            prop_assert_eq!(new.ttl_expires_at_ms, rec.ttl_expires_at_ms);
-                            if std::mem::take(&mut fail_next) {
-                                // The actor does not commit a write the store refused.
-                                prop_assert_eq!(core.record(), before.record());
-                            } else {
-                                core.commit(w.record);
-                            }
-                        }
-                    }
-                    Step::Send(seat) | Step::Read(seat) | Step::Edit(seat) | Step::Delete(seat) => {
-                        if core.record().unwrap().seats[seat].is_none() {
-                            continue;
-                        }
-                        let id = core.message().map(|m| m.id.to_string()).unwrap_or_default();
-                        let mine = core.message().is_some_and(|m| m.sender == [A, B][seat].sender);
-                        let op = match s {
-                            Step::Send(_) => Op::Send { ciphertext: "QUJD".into(), iv: "AAAAAAAAAAAAAAAA".into() },
-                            Step::Read(_) => Op::ReadReceipt { message_id: id },
-                            Step::Edit(_) => Op::Edit { message_id: id, ciphertext: "REVG".into(), iv: "BBBBBBBBBBBBBBBB".into() },
-                            _ => Op::Delete { message_id: id },
-                        };
-                        let was_send = matches!(op, Op::Send { .. });
-                        let out = core.op(seat, seat as u64, op, now);
-                        prop_assert!(matches!(out.effect, Effect::None));
-                        prop_assert_eq!(core.record(), before.record());
-                        if was_send {
-                            // The turn rule: your own message blocks your next one.
-                            prop_assert_eq!(mine, matches!(out.reply, Some(Err(RelayError::NotYourTurn))));
-                            if !mine {
-                                prop_assert_eq!(core.message().map(|m| m.sender), Some([A, B][seat].sender));
-                            }
-                        }
-                        if let Some(m) = core.message() {
-                            if let Some(read) = before.message().and_then(|b| (b.id == m.id).then_some(b.read_at_ms)).flatten() {
-                                prop_assert_eq!(m.read_at_ms, Some(read), "read_at changed");
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 }

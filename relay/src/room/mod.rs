@@ -10,6 +10,8 @@
 //! disk. The actor exits once it has no sockets; a message it holds is parked in the registry until
 //! the next join, and the room itself lives on in the store.
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod check;
 pub(crate) mod core;
 
 use std::net::IpAddr;
