@@ -413,7 +413,11 @@ async fn step(addr: SocketAddr, rooms: &mut Vec<Room>, rng: &mut StdRng, t: &mut
 }
 
 /// Runs operations on its own rooms until told to stop or until a reply does not come.
-async fn worker(addr: SocketAddr, mut rooms: Vec<Room>, stop: Arc<AtomicBool>) -> (Vec<Room>, Totals) {
+async fn worker(
+    addr: SocketAddr,
+    mut rooms: Vec<Room>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Room>, Totals) {
     let mut rng = StdRng::from_entropy();
     let mut t = Totals::default();
     while !stop.load(Ordering::Relaxed) {
@@ -501,7 +505,10 @@ async fn verify(addr: SocketAddr, mut r: Room, t: &mut Totals) -> Option<Room> {
         if n < r.unseen[0] {
             t.lost(
                 Kind::WrongPin,
-                format!("the creator's join reported {n} failed attempts, {} acknowledged", r.unseen[0]),
+                format!(
+                    "the creator's join reported {n} failed attempts, {} acknowledged",
+                    r.unseen[0]
+                ),
             );
         } else if r.unseen[0] > 0 {
             t.verified(Kind::WrongPin);
@@ -525,7 +532,10 @@ async fn verify(addr: SocketAddr, mut r: Room, t: &mut Totals) -> Option<Room> {
             if n < r.unseen[1] {
                 t.lost(
                     Kind::WrongPin,
-                    format!("the second seat's join reported {n} failed attempts, {} acknowledged", r.unseen[1]),
+                    format!(
+                        "the second seat's join reported {n} failed attempts, {} acknowledged",
+                        r.unseen[1]
+                    ),
                 );
             }
             r.unseen[1] = 0;
@@ -543,7 +553,10 @@ async fn verify(addr: SocketAddr, mut r: Room, t: &mut Totals) -> Option<Room> {
                 r.unseen[1] += 1;
             }
             "locked" => r.locked = true,
-            _ => t.lost(Kind::Pair, format!("a stranger's join on a paired room got {v}")),
+            _ => t.lost(
+                Kind::Pair,
+                format!("a stranger's join on a paired room got {v}"),
+            ),
         }
     }
     Some(r)
@@ -610,9 +623,15 @@ async fn acknowledged_effects_survive_kill_9_under_mixed_load() {
     }
     relay.kill();
 
-    println!("crash cycles: {cycles} in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "crash cycles: {cycles} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     println!("crash cycles: acknowledged {}", line(&totals.acked));
-    println!("crash cycles: checked after a kill {}", line(&totals.verified));
+    println!(
+        "crash cycles: checked after a kill {}",
+        line(&totals.verified)
+    );
     println!(
         "crash cycles: operations in flight at a kill (unacknowledged) {}",
         totals.unacked_at_kill
