@@ -91,11 +91,11 @@ impl Room {
         }
     }
 
+    /// Whether a lock may refuse this room's joins. Wrong PINs and codes are summed because a
+    /// relay may count both against the room; an owner's join that resets a count is ignored:
+    /// the bound only has to be high enough.
     fn maybe_locked(&self) -> bool {
-        self.locked
-            || self.pairing_locked
-            || self.pin_tries >= MAX_FAILURES
-            || self.code_tries >= MAX_FAILURES
+        self.locked || self.pairing_locked || self.pin_tries + self.code_tries >= MAX_FAILURES
     }
 
     fn usable(&self) -> bool {
