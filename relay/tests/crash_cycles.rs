@@ -260,8 +260,9 @@ async fn step(addr: SocketAddr, rooms: &mut Vec<Room>, rng: &mut StdRng, t: &mut
                 });
             }
             Some(v) => {
+                // Refused: nothing to track (the note fails the cycle).
                 t.unexpected("create", &v);
-                room.pending = None;
+                return true;
             }
             None => {}
         }
