@@ -99,6 +99,16 @@ impl Who {
             sender: random_hex(),
         }
     }
+
+    /// The hashes a std-1 client derives from a steg number and a PIN (the client crate's own
+    /// crypto, so a guesser's hashes are exactly what a real client would send).
+    pub fn from_pin(phone: &str, pin: &str) -> Who {
+        let id = stelgano_client::crypto::Identity::from_parts(phone, pin);
+        Who {
+            access: id.access_hash().to_owned(),
+            sender: id.sender_hash().to_owned(),
+        }
+    }
 }
 
 /// A raw protocol peer.
@@ -270,5 +280,57 @@ impl Peer {
     /// Stops answering pings (to play a dead peer).
     pub fn mute(&mut self) {
         self.ws.set_auto_pong(false);
+    }
+}
+
+/// The non-panicking side of `Peer`, for tests that kill the relay under load: a reply that never
+/// comes is an unacknowledged operation there, not a failure.
+impl Peer {
+    /// Connects, or `None` when nobody answers on `addr` (the relay is down).
+    pub async fn try_connect(addr: SocketAddr, room: &str) -> Option<Peer> {
+        let url = format!("ws://{addr}/room/{room}/ws");
+        let ws = tokio::time::timeout(Duration::from_secs(5), stelgano_client::ws::connect(&url))
+            .await
+            .ok()?
+            .ok()?;
+        Some(Peer { ws, next_ref: 1 })
+    }
+
+    /// Sends an event and waits for the reply to it, passing over broadcasts. `None` when the
+    /// socket fails or closes, or 5 s pass, before the reply arrives.
+    pub async fn try_call(&mut self, event: &str, data: Value) -> Option<Value> {
+        let r = self.next_ref.to_string();
+        self.next_ref += 1;
+        let frame = json!({"event": event, "ref": r, "data": data});
+        self.ws
+            .write_frame(Frame::text(frame.to_string().into_bytes().into()))
+            .await
+            .ok()?;
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let frame = tokio::time::timeout_at(until, self.ws.read_frame())
+                .await
+                .ok()?
+                .ok()?;
+            match frame.opcode {
+                OpCode::Text => {
+                    let v: Value = serde_json::from_slice(&frame.payload).ok()?;
+                    if v["ref"] == r.as_str() {
+                        return Some(v);
+                    }
+                }
+                OpCode::Close => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// `join` through [`Peer::try_call`], with a pairing code hash when `otp` is given.
+    pub async fn try_join(&mut self, who: &Who, otp: Option<&str>) -> Option<Value> {
+        let mut data = json!({"sender_hash": who.sender, "access_hash": who.access});
+        if let Some(otp) = otp {
+            data["otp_hash"] = json!(otp);
+        }
+        self.try_call("join", data).await
     }
 }

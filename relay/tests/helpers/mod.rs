@@ -147,14 +147,18 @@ pub struct Pair {
 }
 
 pub async fn pair(relay: &TestRelay) -> Pair {
-    let room = random_hex();
-    let otp = random_hex();
-    let (a, b) = (Who::new(), Who::new());
+    pair_as(relay, &random_hex(), Who::new(), Who::new(), &random_hex()).await
+}
+
+/// [`pair`] with given identities: `room` created by `a` with pairing code hash `otp`, then
+/// claimed by `b` (e.g. `Who::from_pin` for a room whose PINs a test means to guess).
+pub async fn pair_as(relay: &TestRelay, room: &str, a: Who, b: Who, otp: &str) -> Pair {
+    let room = room.to_owned();
     let mut pa = relay.ws(&room).await;
-    let r = ok(&pa.join_otp(&a, &otp).await);
+    let r = ok(&pa.join_otp(&a, otp).await);
     let room_id = r["room_id"].as_str().unwrap().to_owned();
     let mut pb = relay.ws(&room).await;
-    let r = ok(&pb.join_otp(&b, &otp).await);
+    let r = ok(&pb.join_otp(&b, otp).await);
     assert_eq!(r["awaiting_party"], false, "{r}");
     expect_event(&mut pa, "party_paired").await;
     Pair {
