@@ -203,7 +203,7 @@ async fn no_hash_ciphertext_or_iv_reaches_the_log_at_trace_level() {
     assert!(exists(t.addr, &room2).await);
 
     // A handshake the relay turns down (logged at debug), naming room 2 in its path.
-    let (status, _) = raw_http(
+    let (status, _, _) = raw_http(
         t.addr,
         &format!(
             "GET /room/{room2}/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n\
