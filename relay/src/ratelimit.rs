@@ -184,7 +184,11 @@ mod tests {
         assert!(l.open_socket(a, 2).is_none());
         assert_eq!(l.socket_buckets(), 2);
         drop((second, third, other));
-        assert_eq!(l.socket_buckets(), 0, "an IP with nothing open keeps no entry");
+        assert_eq!(
+            l.socket_buckets(),
+            0,
+            "an IP with nothing open keeps no entry"
+        );
         // 0 is unlimited and counts nothing.
         let many: Vec<_> = (0..100).map(|_| l.open_socket(a, 0).unwrap()).collect();
         assert_eq!(l.socket_buckets(), 0);

@@ -32,7 +32,14 @@ impl Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("store"))
-            .args(["--log", "trace", "--join-floor-ms", "0", "--join-jitter-ms", "0"])
+            .args([
+                "--log",
+                "trace",
+                "--join-floor-ms",
+                "0",
+                "--join-jitter-ms",
+                "0",
+            ])
             .args(["--upgrades-per-min", "0", "--room-create-per-min", "0"])
             .args(["--max-failures", "3", "--join-deadline-secs", "1"])
             .env_remove("RUST_LOG")
@@ -221,8 +228,14 @@ async fn no_hash_ciphertext_or_iv_reaches_the_log_at_trace_level() {
     let text = log.join("\n");
     // Not vacuous: trace really was on, and the relay logged its own events while serving.
     assert!(text.contains("relay listening"), "{text}");
-    assert!(text.contains("bad websocket handshake"), "no debug line: {text}");
-    assert!(text.contains("no join within the deadline"), "no debug line: {text}");
+    assert!(
+        text.contains("bad websocket handshake"),
+        "no debug line: {text}"
+    );
+    assert!(
+        text.contains("no join within the deadline"),
+        "no debug line: {text}"
+    );
     assert!(text.contains("socket ended"), "no trace line: {text}");
     assert!(text.contains("relay stopped"), "{text}");
 
