@@ -200,10 +200,9 @@ impl tokio::io::AsyncRead for GatedRead {
 }
 
 /// After a close the client did not ask for (an oversized or malformed frame, no join in time),
-/// reads and discards what the client still sends (for up
-/// to 2 s or 1 MiB). Closing a TCP socket with unread data makes the kernel send a reset, which
-/// would destroy the close frame before the client reads it; draining first lets the client see
-/// 1009 and close cleanly.
+/// reads and discards what the client still sends (for up to 2 s or 1 MiB). Closing a TCP socket
+/// with unread data makes the kernel send a reset, which would destroy the close frame before the
+/// client reads it; draining first lets the client see the close code and close cleanly.
 async fn linger(mut read: Source) {
     use tokio::io::AsyncReadExt;
     let deadline = Instant::now() + Duration::from_secs(2);
