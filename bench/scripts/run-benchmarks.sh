@@ -20,11 +20,11 @@ PORT=${PORT:-18080}
 URL=ws://127.0.0.1:$PORT
 RELAY_PID=
 
-# Room creation and upgrades are rate-limited per IP by default (10 and 30 per minute): all bench
-# sockets come from 127.0.0.x, so the limits are lifted. The join floor is off for set-up speed
-# except in the joins scenario, which measures it.
+# Room creation and upgrades are rate-limited, and open sockets capped, per IP by default (10 and
+# 30 per minute, 64 sockets): all bench sockets come from 127.0.0.x, so the limits are lifted. The
+# join floor is off for set-up speed except in the joins scenario, which measures it.
 RELAY_FLAGS=(--listen 127.0.0.1:$PORT --upgrades-per-min 0 --room-create-per-min 0
-             --max-connections 19500 --log warn)
+             --max-sockets-per-ip 0 --max-connections 19500 --log warn)
 
 start_relay() {
     rm -rf "$DATA/store"

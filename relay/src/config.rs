@@ -60,6 +60,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How often the relay pings an open WebSocket (keeps NATs open, detects dead peers).
     pub ping_interval: Duration,
+    /// A WebSocket with no successful join this long after its upgrade is closed (1008
+    /// `join_timeout`), so sockets that only answer pings cannot sit on the connection cap (ours).
+    pub join_deadline: Duration,
+    /// Open WebSockets per client IP (IPv6: per /64, as the rate limits count); more are refused
+    /// with 429. 0 = unlimited (ours).
+    pub max_sockets_per_ip: usize,
 
     /// Set when the relay is served over TLS (directly or by a proxy): pages then carry HSTS.
     pub hsts: bool,
@@ -88,6 +94,8 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             ping_interval: Duration::from_secs(30),
+            join_deadline: Duration::from_secs(30),
+            max_sockets_per_ip: 64,
             hsts: false,
         }
     }

@@ -25,12 +25,13 @@ use stelgano_store::RoomKeys;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
-use tracing::debug;
+use tracing::{debug, trace};
 
 use crate::error::RelayError;
 use crate::frames::{self, FrameReader, Next, OpCode};
 use crate::outbox::Outbound;
 use crate::outbox::{self, Gate, Liveness, Outbox};
+use crate::ratelimit::SocketSlot;
 use crate::room::{Command, JoinRequest, Op, OpRequest, RoomHandle};
 use crate::rooms::SEND_TIMEOUT;
 use crate::Shared;
@@ -47,15 +48,18 @@ enum State {
 }
 
 /// Serves one upgraded socket until it closes. `permit` is this socket's share of the
-/// connection cap and is held for its whole life.
+/// connection cap and `slot` its place in its IP's open-socket count; both are held for its
+/// whole life.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     keys: RoomKeys,
     ip: IpAddr,
     upgrade: OnUpgrade,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    slot: SocketSlot,
 ) {
     let _permit = permit;
+    let _slot = slot;
     let upgraded = match timeout(shared.config.handshake_timeout, upgrade).await {
         Ok(Ok(upgraded)) => upgraded,
         Ok(Err(e)) => {
@@ -108,17 +112,20 @@ async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source
             idle_after: shared.config.idle_timeout,
         },
     ));
+    let join_by = Instant::now() + shared.config.join_deadline;
     let mut reader = Reader {
         conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
         shared: shared.clone(),
         keys,
         ip,
+        join_by,
         gate: out.gate(),
         out,
         state: State::Unjoined,
         last_typing: None,
     };
     let ending = reader.run(&mut frames, &mut read).await;
+    let joined = matches!(reader.state, State::Joined { .. });
     if let State::Joined { handle } = &reader.state {
         let leave = Command::Leave { conn: reader.conn };
         // If the room is gone or jammed, it prunes closed outboxes on its own.
@@ -134,6 +141,7 @@ async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source
         linger(read.source).await;
     }
     shared.metrics.closed();
+    trace!(joined, "socket ended");
 }
 
 /// How the reader stopped.
@@ -191,10 +199,10 @@ impl tokio::io::AsyncRead for GatedRead {
     }
 }
 
-/// After a close for an oversized frame, reads and discards what the client still sends (for up
-/// to 2 s or 1 MiB). Closing a TCP socket with unread data makes the kernel send a reset, which
-/// would destroy the close frame before the client reads it; draining first lets the client see
-/// 1009 and close cleanly.
+/// After a close the client did not ask for (an oversized or malformed frame, no join in time),
+/// reads and discards what the client still sends (for up to 2 s or 1 MiB). Closing a TCP socket
+/// with unread data makes the kernel send a reset, which would destroy the close frame before the
+/// client reads it; draining first lets the client see the close code and close cleanly.
 async fn linger(mut read: Source) {
     use tokio::io::AsyncReadExt;
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -214,6 +222,8 @@ struct Reader {
     /// The room's store keys (derived from the hash in the path, which is not kept).
     keys: RoomKeys,
     ip: IpAddr,
+    /// Until a join succeeds, the socket is closed at this instant (`join_timeout`).
+    join_by: Instant,
     out: Outbox,
     /// Counts frames for the writer's idle check.
     gate: Gate,
@@ -228,7 +238,21 @@ impl Reader {
         loop {
             // Idle peers are found by the writer at its ping ticks, so there is no timer to arm
             // per frame here; a socket the outbox has finished fails its next read (the gate).
-            let next = frames.next(read).await;
+            let next = match self.state {
+                // Answering pings is not enough to keep a socket: until it joins, it holds a
+                // place under the connection cap that a real client could use.
+                State::Unjoined => {
+                    match tokio::time::timeout_at(self.join_by, frames.next(read)).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            debug!("socket closed: no join within the deadline");
+                            self.close(1008, "join_timeout").await;
+                            return Ending::Linger;
+                        }
+                    }
+                }
+                State::Joined { .. } => frames.next(read).await,
+            };
             self.gate.saw_frame();
             let frame = match next {
                 Next::Frame(frame) => frame,

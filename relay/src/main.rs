@@ -98,6 +98,14 @@ struct Args {
     #[arg(long, env = "STELGANO_PING_INTERVAL_SECS", default_value_t = 30)]
     ping_interval_secs: u64,
 
+    /// Seconds an upgraded WebSocket has to join a room; then it is closed (1008 join_timeout).
+    #[arg(long, env = "STELGANO_JOIN_DEADLINE_SECS", default_value_t = 30)]
+    join_deadline_secs: u64,
+
+    /// Open WebSockets per client IP (IPv6: per /64); more are refused with 429 (0 = unlimited).
+    #[arg(long, env = "STELGANO_MAX_SOCKETS_PER_IP", default_value_t = 64)]
+    max_sockets_per_ip: usize,
+
     /// The relay is reached over TLS (directly or via a proxy): send HSTS on pages.
     #[arg(long, env = "STELGANO_HSTS")]
     hsts: bool,
@@ -130,6 +138,8 @@ impl Args {
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+            join_deadline: Duration::from_secs(self.join_deadline_secs.max(1)),
+            max_sockets_per_ip: self.max_sockets_per_ip,
             hsts: self.hsts,
         }
     }
@@ -139,11 +149,19 @@ impl Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .finish();
+    // Set as the default by hand rather than with `.init()`, which would also install the `log`
+    // bridge: sled logs keys and values (room, access, sender and pairing hashes) through `log`
+    // at trace level. With no `log` logger installed those records go nowhere, whatever the
+    // filter; only the relay's own `tracing` events, which carry no hash, are written.
+    if let Err(e) = tracing::subscriber::set_global_default(subscriber) {
+        eprintln!("stelgano-relay: cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
 
     let relay = match Relay::start(args.config()).await {
         Ok(relay) => relay,

@@ -1,7 +1,10 @@
-//! Per-IP admission limits (governor): WebSocket upgrades, `exists` look-ups, room creations.
+//! Per-IP admission limits: rates of WebSocket upgrades, `exists` look-ups and room creations
+//! (governor), and the number of WebSockets open at once.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -16,6 +19,40 @@ pub struct Limiters {
     lookups: Option<DefaultKeyedRateLimiter<IpAddr>>,
     creates: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    sockets: Arc<OpenSockets>,
+}
+
+/// Open WebSockets per IP bucket. Only buckets with a socket open have an entry, so the map is
+/// bounded by the connection cap, not by how many clients ever came.
+#[derive(Debug, Default)]
+struct OpenSockets(Mutex<HashMap<IpAddr, usize>>);
+
+impl OpenSockets {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // The map holds plain counts: a panic elsewhere cannot leave one half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One open WebSocket's place in its IP's count, given back when dropped: however the socket
+/// ends (closed, reaped, failed handshake, a panicking task), the count cannot leak.
+#[derive(Debug)]
+#[must_use = "the place is given back as soon as the slot is dropped"]
+pub struct SocketSlot(Option<(Arc<OpenSockets>, IpAddr)>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let Some((sockets, key)) = self.0.take() else {
+            return;
+        };
+        let mut map = sockets.lock();
+        if let Some(n) = map.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&key);
+            }
+        }
+    }
 }
 
 fn per_minute(n: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
@@ -45,7 +82,31 @@ impl Limiters {
             lookups: per_minute(upgrades_per_min),
             creates: per_minute(creates_per_min),
             clock: DefaultClock::default(),
+            sockets: Arc::default(),
         }
+    }
+
+    /// Takes a place for one more open WebSocket from `ip`, or `None` when it already has `max`
+    /// open (0 = unlimited, nothing counted). Counted per bucket like the rates, so an IPv6
+    /// client cannot step around the cap by using more addresses of its /64.
+    pub fn open_socket(&self, ip: IpAddr, max: usize) -> Option<SocketSlot> {
+        if max == 0 {
+            return Some(SocketSlot(None));
+        }
+        let key = bucket(ip);
+        let mut map = self.sockets.lock();
+        let n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot(Some((self.sockets.clone(), key))))
+    }
+
+    /// How many IP buckets have a socket open.
+    #[cfg(test)]
+    fn socket_buckets(&self) -> usize {
+        self.sockets.lock().len()
     }
 
     /// `Err(wait)` when `ip` has used its upgrades for now.
@@ -107,6 +168,36 @@ mod tests {
         for _ in 0..100 {
             assert!(l.allow_create(a));
         }
+    }
+
+    #[test]
+    fn open_sockets_are_capped_per_ip_and_given_back_on_drop() {
+        let l = Limiters::new(0, 0);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = l.open_socket(a, 2).unwrap();
+        let second = l.open_socket(a, 2).unwrap();
+        assert!(l.open_socket(a, 2).is_none());
+        let other = l.open_socket(b, 2).unwrap();
+        drop(first);
+        let third = l.open_socket(a, 2).unwrap();
+        assert!(l.open_socket(a, 2).is_none());
+        assert_eq!(l.socket_buckets(), 2);
+        drop((second, third, other));
+        assert_eq!(
+            l.socket_buckets(),
+            0,
+            "an IP with nothing open keeps no entry"
+        );
+        // 0 is unlimited and counts nothing.
+        let many: Vec<_> = (0..100).map(|_| l.open_socket(a, 0).unwrap()).collect();
+        assert_eq!(l.socket_buckets(), 0);
+        drop(many);
+        // A /64 shares one count.
+        let x: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let y: IpAddr = "2001:db8:1:2::2".parse().unwrap();
+        let _x = l.open_socket(x, 1).unwrap();
+        assert!(l.open_socket(y, 1).is_none());
     }
 
     #[test]

@@ -181,6 +181,16 @@ fn upgrade(
         return r;
     }
     let ip = client_ip(&req, peer, &shared);
+    // The open-socket cap is checked first so that a refusal does not also spend one of the
+    // client's upgrades. Its Retry-After is the join deadline: by then every socket of this
+    // client that never joined has been closed.
+    let Some(slot) = shared
+        .limits
+        .open_socket(ip, shared.config.max_sockets_per_ip)
+    else {
+        debug!("upgrade refused: the client has too many sockets open");
+        return too_many(shared.config.join_deadline);
+    };
     if let Err(wait) = shared.limits.allow_upgrade(ip) {
         return too_many(wait);
     }
@@ -201,6 +211,7 @@ fn upgrade(
         ip,
         on_upgrade,
         permit,
+        slot,
     ));
     response.map(|_| Body::default())
 }
