@@ -49,10 +49,7 @@ async fn every_write_path_fails_closed_and_the_relay_recovers_by_itself() {
     let mut pc = relay.ws(&open_room).await;
     ok(&pc.join_otp(&creator, &otp).await);
     let mut x = relay.ws(&pair.room).await;
-    assert_eq!(
-        x.join(&Who::new()).await["error"]["attempts_remaining"],
-        9
-    );
+    assert_eq!(x.join(&Who::new()).await["error"]["attempts_remaining"], 9);
     assert_eq!(healthz(&relay).await, 200);
 
     store(&relay).set_fail_writes(true);
@@ -65,13 +62,17 @@ async fn every_write_path_fails_closed_and_the_relay_recovers_by_itself() {
     assert_error(&n.join(&Who::new()).await, "internal_error");
     let mut pb2 = relay.ws(&open_room).await;
     assert_error(&pb2.join_otp(&Who::new(), &otp).await, "internal_error");
-    assert_error(&pb2.join_otp(&Who::new(), &random_hex()).await, "internal_error");
+    assert_error(
+        &pb2.join_otp(&Who::new(), &random_hex()).await,
+        "internal_error",
+    );
     let mut pa2 = relay.ws(&pair.room).await;
     assert_error(&pa2.join(&pair.a).await, "internal_error");
     assert_error(&x.join(&Who::new()).await, "internal_error");
     // Record changes from joined sockets fail too, and change nothing.
     assert_error(
-        &pc.call("reset_pairing", json!({"otp_hash": random_hex()})).await,
+        &pc.call("reset_pairing", json!({"otp_hash": random_hex()}))
+            .await,
         "internal_error",
     );
     let v = pair.pa.call("expire_room", json!({})).await;
@@ -87,10 +88,7 @@ async fn every_write_path_fails_closed_and_the_relay_recovers_by_itself() {
     wait_health(&relay, 200).await;
     // Nothing that failed was kept: the guess count is where the last stored guess left it,
     // the pairing code is the old one, and the room was not burned.
-    assert_eq!(
-        x.join(&Who::new()).await["error"]["attempts_remaining"],
-        8
-    );
+    assert_eq!(x.join(&Who::new()).await["error"]["attempts_remaining"], 8);
     let mut pb3 = relay.ws(&open_room).await;
     let r = ok(&pb3.join_otp(&Who::new(), &otp).await);
     assert_eq!(r["awaiting_party"], false);
@@ -181,28 +179,34 @@ async fn a_real_full_disk_is_refused_cleanly_and_recovered_from() {
     let mut relay = TestRelay::start_with(start(data.clone())).await;
     let pair = pair(&relay).await;
     let mut x = relay.ws(&pair.room).await;
-    assert_eq!(
-        x.join(&Who::new()).await["error"]["attempts_remaining"],
-        9
-    );
+    assert_eq!(x.join(&Who::new()).await["error"]["attempts_remaining"], 9);
 
     let filler = fill(&mnt);
-    // Guesses until the store hits the full disk. Until then each is counted; from then on
-    // each is refused, and none of those counts.
-    let mut counted = 1u64;
-    let mut refused = false;
-    for _ in 0..8 {
-        let v = x.join(&Who::new()).await;
+    // New rooms until the store runs into the full disk (sled may still have room in the
+    // segment it writes to). Every creation it acknowledged must survive; the first refused
+    // one must not exist.
+    let mut created = Vec::new();
+    let mut refused = None;
+    for _ in 0..5_000 {
+        let room = random_hex();
+        let mut p = relay.ws(&room).await;
+        let v = p.join(&Who::new()).await;
         match reason(&v) {
-            "unauthorized" => counted += 1,
+            "" => created.push(room),
             "internal_error" => {
-                refused = true;
+                refused = Some(room);
                 break;
             }
             other => panic!("unexpected reply on a full disk: {other} {v}"),
         }
     }
-    assert!(refused, "the store never noticed the full disk");
+    let refused = refused.expect("the store never noticed the full disk");
+    eprintln!(
+        "full disk noticed after {} acknowledged creations",
+        created.len()
+    );
+    // A guess that cannot be counted is refused like everything else.
+    assert_error(&x.join(&Who::new()).await, "internal_error");
     wait_health(&relay, 503).await;
     // Nothing gets in while the store cannot write, the owner and a new seat included.
     let mut pa = relay.ws(&pair.room).await;
@@ -214,11 +218,13 @@ async fn a_real_full_disk_is_refused_cleanly_and_recovered_from() {
     wait_health(&relay, 200).await;
     let v = x.join(&Who::new()).await;
     assert_eq!(
-        v["error"]["attempts_remaining"],
-        9 - counted,
+        v["error"]["attempts_remaining"], 8,
         "a refused guess was counted, or a counted one lost: {v}"
     );
-    counted += 1;
+    assert!(
+        !exists(relay.addr, &refused).await,
+        "a refused creation was kept"
+    );
     drop((x, pa, n));
     drop(pair.pa);
     drop(pair.pb);
@@ -227,8 +233,15 @@ async fn a_real_full_disk_is_refused_cleanly_and_recovered_from() {
     let mut pa = relay.ws(&pair.room).await;
     assert_eq!(
         ok(&pa.join(&pair.a).await)["failed_attempts"],
-        counted,
+        2,
         "acknowledged guesses lost across the restart"
     );
+    for room in &created {
+        assert!(
+            exists(relay.addr, room).await,
+            "an acknowledged room was lost"
+        );
+    }
+    assert!(!exists(relay.addr, &refused).await);
     relay.shutdown().await;
 }

@@ -284,11 +284,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                 );
                 if sending {
                     let refused = matches!(out.reply, Some(Err(RelayError::NotYourTurn)));
-                    ensure!(
-                        mine == refused,
-                        "{}",
-                        at("the turn rule was broken".into())
-                    );
+                    ensure!(mine == refused, "{}", at("the turn rule was broken".into()));
                     if !mine {
                         ensure!(
                             core.message.as_ref().map(|m| m.sender) == Some(me),

@@ -680,13 +680,18 @@ mod tests {
         assert!(d.write.as_ref().is_some_and(|w| w.durable));
         let ok = d.reply.unwrap();
         assert!(ok.awaiting_party);
-        assert_eq!(core.record().unwrap().ttl_expires_at_ms, 1_000 + 7 * 24 * HOUR);
+        assert_eq!(
+            core.record().unwrap().ttl_expires_at_ms,
+            1_000 + 7 * 24 * HOUR
+        );
     }
 
     #[test]
     fn a_refused_creation_writes_nothing() {
         let core = RoomCore::default();
-        let d = core.decide_join(&input(A, None, 0), &policy(), &mut || false, &mut || [7; 16]);
+        let d = core.decide_join(&input(A, None, 0), &policy(), &mut || false, &mut || {
+            [7; 16]
+        });
         assert_eq!(reason(&d), "rate_limited");
         assert!(d.write.is_none() && d.seat.is_none());
     }
@@ -695,14 +700,27 @@ mod tests {
     fn a_lock_refuses_the_right_pin_and_counts_the_attempt() {
         let mut core = paired(0);
         for n in 1..10 {
-            assert_eq!(reason(&join(&mut core, stranger(n), None, 0)), "unauthorized");
+            assert_eq!(
+                reason(&join(&mut core, stranger(n), None, 0)),
+                "unauthorized"
+            );
         }
         let d = join(&mut core, stranger(10), None, 0);
-        assert!(matches!(d.reply, Err(RelayError::Locked { retry_after_s: 1800 })));
+        assert!(matches!(
+            d.reply,
+            Err(RelayError::Locked {
+                retry_after_s: 1800
+            })
+        ));
         // Both owners, right PIN and all, are refused; each refusal is written (not flushed).
         for w in [A, B] {
             let d = join(&mut core, w, None, 10 * MIN);
-            assert!(matches!(d.reply, Err(RelayError::Locked { retry_after_s: 1200 })));
+            assert!(matches!(
+                d.reply,
+                Err(RelayError::Locked {
+                    retry_after_s: 1200
+                })
+            ));
             assert!(d.seat.is_none());
             assert!(d.write.as_ref().is_some_and(|w| !w.durable));
         }
@@ -719,7 +737,9 @@ mod tests {
         }
         assert!(matches!(
             last.unwrap().reply,
-            Err(RelayError::Locked { retry_after_s: 3600 })
+            Err(RelayError::Locked {
+                retry_after_s: 3600
+            })
         ));
     }
 
@@ -814,7 +834,9 @@ mod tests {
         let mut core = RoomCore::default();
         join(&mut core, A, Some(OTP), 0);
         let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0);
-        assert!(matches!(out.effect, Effect::Write(ref w) if w.durable && w.record.pairing_hash == Some([5; 32])));
+        assert!(
+            matches!(out.effect, Effect::Write(ref w) if w.durable && w.record.pairing_hash == Some([5; 32]))
+        );
         // Not committed by the core itself: the actor commits after the store took it.
         assert_eq!(core.record().unwrap().pairing_hash, Some(OTP));
         let mut core = paired(0);

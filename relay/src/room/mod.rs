@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+pub use self::core::Op;
+use self::core::{Effect, JoinInput, Message, RoomCore, Skip, Write};
 use crate::error::RelayError;
 use crate::outbox::{Outbound, Outbox, Refused};
 use crate::Shared;
-use self::core::{Effect, JoinInput, Message, RoomCore, Skip, Write};
-pub use self::core::Op;
 
 /// Capacity of a room's mailbox. Senders wait for room (connections with a timeout, see
 /// `Rooms::send`), so a burst slows the sockets that cause it instead of growing memory.
