@@ -160,7 +160,7 @@ pub enum Skip {
 pub enum Effect {
     None,
     /// Store this record; the reply stands only if that works.
-    Write(Write),
+    Write(Box<Write>),
     /// Burn the room (`expire_room`): the actor deletes the record durably, then
     /// [`RoomCore::burn`]s, broadcasts and closes.
     Burn,
@@ -538,10 +538,10 @@ impl RoomCore {
                 rec.pairing_hash = Some(otp);
                 rec.pairing = Guard::default();
                 let mut out = OpOutcome::reply(Ok(reply_ok("", &Empty {})));
-                out.effect = Effect::Write(Write {
+                out.effect = Effect::Write(Box::new(Write {
                     record: rec,
                     durable: true,
-                });
+                }));
                 out
             }
         }

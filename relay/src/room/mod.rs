@@ -285,7 +285,7 @@ impl RoomActor {
         match outcome.effect {
             Effect::None => {}
             Effect::Write(write) => {
-                if let Err(e) = self.persist(write).await {
+                if let Err(e) = self.persist(*write).await {
                     reply = Some(Err(e));
                 }
             }
