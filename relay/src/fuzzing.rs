@@ -7,7 +7,10 @@ use crate::connection::{self, Assembled};
 use crate::error::RelayError;
 use crate::frames::OpCode;
 
-pub use crate::connection::{CLOSE_PROTOCOL, CLOSE_TOO_BIG};
+/// The reader's close for a frame or message over the limit.
+pub const CLOSE_TOO_BIG: (u16, &str) = connection::CLOSE_TOO_BIG;
+/// The reader's close for broken framing or fragmentation.
+pub const CLOSE_PROTOCOL: (u16, &str) = connection::CLOSE_PROTOCOL;
 
 /// [`connection::check_join`]: a join's sender, access and pairing hashes as bytes.
 pub fn check_join(data: &JoinData) -> Result<([u8; 32], [u8; 32], Option<[u8; 32]>), RelayError> {
