@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let inbound = match Inbound::parse(text) {
         Ok(inbound) => inbound,
         Err(e) => {
-            assert!(e.reply_ref.chars().count() <= MAX_REF_CHARS, "echoed ref too long");
+            assert!(
+                e.reply_ref.chars().count() <= MAX_REF_CHARS,
+                "echoed ref too long"
+            );
             return;
         }
     };
@@ -59,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
 fn hash_matches(text: &str, bytes: Option<[u8; 32]>) {
     match bytes {
         Some(b) => {
-            assert!(is_hex64(text), "accepted a hash that is not 64 lowercase hex");
+            assert!(
+                is_hex64(text),
+                "accepted a hash that is not 64 lowercase hex"
+            );
             assert_eq!(to_hex64(&b), text, "hash bytes differ from the hash text");
         }
         None => assert!(!is_hex64(text), "refused a 64-lowercase-hex hash"),

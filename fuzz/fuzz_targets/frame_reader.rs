@@ -194,7 +194,11 @@ fuzz_target!(|data: &[u8]| {
 
     let (frames, end) = read_all(stream, max, *seed);
     let expected = model(stream, max);
-    assert_eq!((&frames, &end), (&expected.0, &expected.1), "reader and model disagree");
+    assert_eq!(
+        (&frames, &end),
+        (&expected.0, &expected.1),
+        "reader and model disagree"
+    );
 
     // What the relay does with the frames: data frames are reassembled under the same limit,
     // control frames are answered on their own.
@@ -208,7 +212,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(f.payload.len() <= max, "a frame above the limit");
         match f.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
-                assert!(f.fin && f.payload.len() <= 125, "a long or fragmented control frame");
+                assert!(
+                    f.fin && f.payload.len() <= 125,
+                    "a long or fragmented control frame"
+                );
                 if f.opcode == OpCode::Close {
                     let _ = close_payload_ok(&f.payload);
                 }

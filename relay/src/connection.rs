@@ -494,17 +494,9 @@ pub(crate) fn check_body(
     let (Some(ciphertext), Some(iv)) = (ciphertext, iv) else {
         return Err(RelayError::InvalidEncoding);
     };
-    // Base64 never shrinks below 3/4 of its length; past this it is too large whatever it holds.
-    if ciphertext.len() > (max / 3 + 2) * 4 + 4 {
-        return if ciphertext
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
-        {
-            Err(RelayError::MessageTooLarge)
-        } else {
-            Err(RelayError::InvalidEncoding)
-        };
-    }
+    // Decoded whatever its length: the spec puts encoding errors before size errors (a long
+    // ciphertext that is not base64, or comes with a bad IV, is `invalid_encoding`), and the
+    // text is already bounded by the WebSocket message limit.
     let ct = b64_decode(&ciphertext).ok_or(RelayError::InvalidEncoding)?;
     let iv_bytes = b64_decode(&iv).ok_or(RelayError::InvalidEncoding)?;
     if ct.len() > max {
@@ -578,7 +570,10 @@ mod tests {
         let ok = check_join(&join(h, h, Some("nope"))).unwrap();
         assert_eq!(stelgano_proto::check::to_hex64(&ok.sender), h);
         assert_eq!(ok.otp, None);
-        assert_eq!(check_join(&join(h, h, Some(h))).unwrap().otp, Some(ok.sender));
+        assert_eq!(
+            check_join(&join(h, h, Some(h))).unwrap().otp,
+            Some(ok.sender)
+        );
         let upper = h.to_uppercase();
         assert!(matches!(
             check_join(&join(&upper, "x", None)),
@@ -591,6 +586,40 @@ mod tests {
         assert!(matches!(
             check_join(&JoinData::default()),
             Err(RelayError::InvalidSender)
+        ));
+    }
+
+    /// Found by the `client_event` fuzz target: a length shortcut answered `message_too_large`
+    /// for a long ciphertext before its base64 and the IV's were checked.
+    #[test]
+    fn a_long_body_with_bad_base64_is_invalid_encoding() {
+        let iv = Some("AAECAwQFBgcICQoL".to_owned());
+        let long = stelgano_proto::check::b64_encode(&[7u8; 8200]);
+        assert!(matches!(
+            check_body(Some(long.clone()), Some("not base64!".into()), 8192),
+            Err(RelayError::InvalidEncoding)
+        ));
+        // Base64's alphabet, but a length no base64 text has.
+        assert!(matches!(
+            check_body(Some("A".repeat(10_933)), iv.clone(), 8192),
+            Err(RelayError::InvalidEncoding)
+        ));
+        assert!(matches!(
+            check_body(Some(format!("AA=={long}")), iv.clone(), 8192),
+            Err(RelayError::InvalidEncoding)
+        ));
+        // The fuzzer's own input, at the limit it ran with.
+        assert!(matches!(
+            check_body(
+                Some("aGVsbG8gd29ybGQ=".into()),
+                Some("AAECAwQFBgcICQd2\u{7f}".into()),
+                2
+            ),
+            Err(RelayError::InvalidEncoding)
+        ));
+        assert!(matches!(
+            check_body(Some(long), iv, 8192),
+            Err(RelayError::MessageTooLarge)
         ));
     }
 
