@@ -75,12 +75,12 @@ fn hash_matches(text: &str, bytes: Option<[u8; 32]>) {
 fn join(d: &JoinData) {
     let valid = |h: &Option<String>| h.as_deref().is_some_and(is_hex64);
     match check_join(d) {
-        Ok((sender, access, otp)) => {
-            hash_matches(d.sender_hash.as_deref().unwrap_or_default(), Some(sender));
-            hash_matches(d.access_hash.as_deref().unwrap_or_default(), Some(access));
+        Ok(h) => {
+            hash_matches(d.sender_hash.as_deref().unwrap_or_default(), Some(h.sender));
+            hash_matches(d.access_hash.as_deref().unwrap_or_default(), Some(h.access));
             match d.otp_hash.as_deref() {
-                Some(o) => hash_matches(o, otp),
-                None => assert_eq!(otp, None),
+                Some(o) => hash_matches(o, h.otp),
+                None => assert_eq!(h.otp, None),
             }
         }
         Err(RelayError::InvalidSender) => assert!(!valid(&d.sender_hash)),

@@ -8,13 +8,31 @@ use crate::error::RelayError;
 use crate::frames::OpCode;
 
 /// The reader's close for a frame or message over the limit.
-pub const CLOSE_TOO_BIG: (u16, &str) = connection::CLOSE_TOO_BIG;
+pub const CLOSE_TOO_BIG: Close = connection::CLOSE_TOO_BIG;
 /// The reader's close for broken framing or fragmentation.
-pub const CLOSE_PROTOCOL: (u16, &str) = connection::CLOSE_PROTOCOL;
+pub const CLOSE_PROTOCOL: Close = connection::CLOSE_PROTOCOL;
 
-/// [`connection::check_join`]: a join's sender, access and pairing hashes as bytes.
-pub fn check_join(data: &JoinData) -> Result<([u8; 32], [u8; 32], Option<[u8; 32]>), RelayError> {
-    connection::check_join(data).map(|h| (h.sender, h.access, h.otp))
+/// A close the reader sends: code and reason.
+pub type Close = (u16, &'static str);
+
+/// A whole data message: its first frame's opcode and the payload.
+pub type Message = (OpCode, Vec<u8>);
+
+/// A join's hashes as the reader passes them to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinHashes {
+    pub sender: [u8; 32],
+    pub access: [u8; 32],
+    pub otp: Option<[u8; 32]>,
+}
+
+/// [`connection::check_join`].
+pub fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
+    connection::check_join(data).map(|h| JoinHashes {
+        sender: h.sender,
+        access: h.access,
+        otp: h.otp,
+    })
 }
 
 /// [`connection::check_body`]: a send or edit's ciphertext and IV as the reader checks them.
@@ -45,7 +63,7 @@ impl Assembler {
         opcode: OpCode,
         fin: bool,
         payload: Vec<u8>,
-    ) -> Result<Option<(OpCode, Vec<u8>)>, (u16, &'static str)> {
+    ) -> Result<Option<Message>, Close> {
         match connection::assemble(&mut self.partial, opcode, fin, payload, self.max) {
             Assembled::More => Ok(None),
             Assembled::Done(op, bytes) => Ok(Some((op, bytes))),
