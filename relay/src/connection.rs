@@ -17,7 +17,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use rand::Rng;
 use stelgano_proto::check::{b64_decode, hex64};
-use stelgano_proto::client::{EditData, SendData};
+use stelgano_proto::client::{EditData, JoinData, SendData};
 use stelgano_proto::limits::{FALLBACK_REF, IV_BYTES};
 use stelgano_proto::server::reply_error;
 use stelgano_proto::{ClientEvent, Inbound};
@@ -39,6 +39,11 @@ use crate::Shared;
 /// Typing indicators are forwarded at most this often per socket; more are dropped silently
 /// (they have no reply), so one client cannot flood its partner's outbox.
 const TYPING_EVERY: Duration = Duration::from_millis(500);
+
+/// The close for a frame or a message over `--max-ws-message-bytes` (PROTOCOL-NOTES).
+pub(crate) const CLOSE_TOO_BIG: (u16, &str) = (1009, "message_too_big");
+/// The close for broken framing or fragmentation (PROTOCOL-NOTES).
+pub(crate) const CLOSE_PROTOCOL: (u16, &str) = (1002, "protocol_error");
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -257,11 +262,11 @@ impl Reader {
             let frame = match next {
                 Next::Frame(frame) => frame,
                 Next::TooLarge => {
-                    self.close(1009, "message_too_big").await;
+                    self.close(CLOSE_TOO_BIG).await;
                     return Ending::Linger;
                 }
                 Next::Protocol => {
-                    self.close(1002, "protocol_error").await;
+                    self.close(CLOSE_PROTOCOL).await;
                     return Ending::Linger;
                 }
                 Next::Ended => return Ending::Done,
@@ -273,8 +278,8 @@ impl Reader {
                         Outbound::CloseEcho(frame.payload)
                     } else {
                         Outbound::Close {
-                            code: 1002,
-                            reason: "protocol_error",
+                            code: CLOSE_PROTOCOL.0,
+                            reason: CLOSE_PROTOCOL.1,
                         }
                     };
                     self.send(item).await;
@@ -286,11 +291,11 @@ impl Reader {
                     match assemble(&mut partial, frame.opcode, frame.fin, frame.payload, max) {
                         Assembled::More => continue,
                         Assembled::TooBig => {
-                            self.close(1009, "message_too_big").await;
+                            self.close(CLOSE_TOO_BIG).await;
                             return Ending::Linger;
                         }
                         Assembled::Bad => {
-                            self.close(1002, "protocol_error").await;
+                            self.close(CLOSE_PROTOCOL).await;
                             return Ending::Linger;
                         }
                         // Boxed: handling a frame takes more state than waiting for one, and
@@ -308,7 +313,7 @@ impl Reader {
         }
     }
 
-    async fn close(&self, code: u16, reason: &'static str) {
+    async fn close(&self, (code, reason): (u16, &'static str)) {
         let _ = self.out.push(Outbound::Close { code, reason }).await;
     }
 
@@ -427,7 +432,7 @@ impl Reader {
         }))
     }
 
-    async fn join(&mut self, reference: Option<String>, data: stelgano_proto::client::JoinData) {
+    async fn join(&mut self, reference: Option<String>, data: JoinData) {
         let cfg = &self.shared.config;
         let jitter_ms = cfg.join_jitter.as_millis() as u64;
         let jitter = if jitter_ms == 0 {
@@ -439,23 +444,19 @@ impl Reader {
 
         // A join on a joined socket goes to the same room (the path names it): the actor swaps
         // the membership if the new join succeeds and keeps the old one if it fails.
-        let checked = match (
-            data.sender_hash.as_deref().and_then(hex64),
-            data.access_hash.as_deref().and_then(hex64),
-        ) {
-            (None, _) => Err(RelayError::InvalidSender),
-            (_, None) => Err(RelayError::InvalidAccess),
-            (Some(sender), Some(access)) => Ok((sender, access)),
-        };
-        let (sender, access) = match checked {
-            Ok(pair) => pair,
+        let JoinHashes {
+            sender,
+            access,
+            otp,
+        } = match check_join(&data) {
+            Ok(hashes) => hashes,
             Err(e) => return self.held_error(reference, deadline, e).await,
         };
         let req = JoinRequest {
             conn: self.conn,
             sender,
             access,
-            otp: data.otp_hash.as_deref().and_then(hex64),
+            otp,
             ip: self.ip,
             reference: reference.clone(),
             deadline,
@@ -483,9 +484,34 @@ impl Reader {
     }
 }
 
+/// A join's hashes as bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinHashes {
+    pub sender: [u8; 32],
+    pub access: [u8; 32],
+    /// A pairing code that is not 64 lowercase hex reads as absent; the room decides whether
+    /// one was needed.
+    pub otp: Option<[u8; 32]>,
+}
+
+/// The spec's checks on a join, in its order: `invalid_sender` before `invalid_access`.
+pub(crate) fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
+    let sender = data.sender_hash.as_deref().and_then(hex64);
+    let access = data.access_hash.as_deref().and_then(hex64);
+    match (sender, access) {
+        (None, _) => Err(RelayError::InvalidSender),
+        (_, None) => Err(RelayError::InvalidAccess),
+        (Some(sender), Some(access)) => Ok(JoinHashes {
+            sender,
+            access,
+            otp: data.otp_hash.as_deref().and_then(hex64),
+        }),
+    }
+}
+
 /// The spec's checks on a message body: both valid base64 (`invalid_encoding`), ciphertext at
 /// most `max` bytes decoded (`message_too_large`), IV exactly 12 bytes (ours, `invalid_encoding`).
-fn check_body(
+pub(crate) fn check_body(
     ciphertext: Option<String>,
     iv: Option<String>,
     max: usize,
@@ -493,17 +519,9 @@ fn check_body(
     let (Some(ciphertext), Some(iv)) = (ciphertext, iv) else {
         return Err(RelayError::InvalidEncoding);
     };
-    // Base64 never shrinks below 3/4 of its length; past this it is too large whatever it holds.
-    if ciphertext.len() > (max / 3 + 2) * 4 + 4 {
-        return if ciphertext
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
-        {
-            Err(RelayError::MessageTooLarge)
-        } else {
-            Err(RelayError::InvalidEncoding)
-        };
-    }
+    // Decoded whatever its length: the spec puts encoding errors before size errors (a long
+    // ciphertext that is not base64, or comes with a bad IV, is `invalid_encoding`), and the
+    // text is already bounded by the WebSocket message limit.
     let ct = b64_decode(&ciphertext).ok_or(RelayError::InvalidEncoding)?;
     let iv_bytes = b64_decode(&iv).ok_or(RelayError::InvalidEncoding)?;
     if ct.len() > max {
@@ -515,7 +533,7 @@ fn check_body(
     Ok((ciphertext, iv))
 }
 
-enum Assembled {
+pub(crate) enum Assembled {
     More,
     Done(OpCode, Vec<u8>),
     TooBig,
@@ -523,7 +541,7 @@ enum Assembled {
 }
 
 /// Reassembles fragmented messages, bounding the total (the frame reader bounds single frames).
-fn assemble(
+pub(crate) fn assemble(
     partial: &mut Option<(OpCode, Vec<u8>)>,
     opcode: OpCode,
     fin: bool,
@@ -564,6 +582,71 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_checks_sender_then_access_and_reads_a_bad_otp_as_absent() {
+        let h = "1ea31d27f2db5216d960d03a9b45f697f25033693b4710be3d74b09dbb61d4ae";
+        let join = |s: &str, a: &str, o: Option<&str>| JoinData {
+            sender_hash: Some(s.into()),
+            access_hash: Some(a.into()),
+            otp_hash: o.map(Into::into),
+            ..JoinData::default()
+        };
+        let ok = check_join(&join(h, h, Some("nope"))).unwrap();
+        assert_eq!(stelgano_proto::check::to_hex64(&ok.sender), h);
+        assert_eq!(ok.otp, None);
+        assert_eq!(
+            check_join(&join(h, h, Some(h))).unwrap().otp,
+            Some(ok.sender)
+        );
+        let upper = h.to_uppercase();
+        assert!(matches!(
+            check_join(&join(&upper, "x", None)),
+            Err(RelayError::InvalidSender)
+        ));
+        assert!(matches!(
+            check_join(&join(h, &upper, None)),
+            Err(RelayError::InvalidAccess)
+        ));
+        assert!(matches!(
+            check_join(&JoinData::default()),
+            Err(RelayError::InvalidSender)
+        ));
+    }
+
+    /// Found by the `client_event` fuzz target: a length shortcut answered `message_too_large`
+    /// for a long ciphertext before its base64 and the IV's were checked.
+    #[test]
+    fn a_long_body_with_bad_base64_is_invalid_encoding() {
+        let iv = Some("AAECAwQFBgcICQoL".to_owned());
+        let long = stelgano_proto::check::b64_encode(&[7u8; 8200]);
+        assert!(matches!(
+            check_body(Some(long.clone()), Some("not base64!".into()), 8192),
+            Err(RelayError::InvalidEncoding)
+        ));
+        // Base64's alphabet, but a length no base64 text has.
+        assert!(matches!(
+            check_body(Some("A".repeat(10_933)), iv.clone(), 8192),
+            Err(RelayError::InvalidEncoding)
+        ));
+        assert!(matches!(
+            check_body(Some(format!("AA=={long}")), iv.clone(), 8192),
+            Err(RelayError::InvalidEncoding)
+        ));
+        // The fuzzer's own input, at the limit it ran with.
+        assert!(matches!(
+            check_body(
+                Some("aGVsbG8gd29ybGQ=".into()),
+                Some("AAECAwQFBgcICQd2\u{7f}".into()),
+                2
+            ),
+            Err(RelayError::InvalidEncoding)
+        ));
+        assert!(matches!(
+            check_body(Some(long), iv, 8192),
+            Err(RelayError::MessageTooLarge)
+        ));
+    }
 
     #[test]
     fn body_checks_follow_the_spec_order() {

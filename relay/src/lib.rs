@@ -24,6 +24,9 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod frames;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod health;
 pub mod metrics;

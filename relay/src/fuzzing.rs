@@ -1,0 +1,79 @@
+//! Hooks for the cargo-fuzz targets under `fuzz/`: the reader's pure checks, reachable only with
+//! the `fuzzing` feature so the relay's public API does not grow.
+
+use stelgano_proto::client::JoinData;
+
+use crate::connection::{self, Assembled};
+use crate::error::RelayError;
+use crate::frames::OpCode;
+
+/// The reader's close for a frame or message over the limit.
+pub const CLOSE_TOO_BIG: Close = connection::CLOSE_TOO_BIG;
+/// The reader's close for broken framing or fragmentation.
+pub const CLOSE_PROTOCOL: Close = connection::CLOSE_PROTOCOL;
+
+/// A close the reader sends: code and reason.
+pub type Close = (u16, &'static str);
+
+/// A whole data message: its first frame's opcode and the payload.
+pub type Message = (OpCode, Vec<u8>);
+
+/// A join's hashes as the reader passes them to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinHashes {
+    pub sender: [u8; 32],
+    pub access: [u8; 32],
+    pub otp: Option<[u8; 32]>,
+}
+
+/// [`connection::check_join`].
+pub fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
+    connection::check_join(data).map(|h| JoinHashes {
+        sender: h.sender,
+        access: h.access,
+        otp: h.otp,
+    })
+}
+
+/// [`connection::check_body`]: a send or edit's ciphertext and IV as the reader checks them.
+pub fn check_body(
+    ciphertext: Option<String>,
+    iv: Option<String>,
+    max: usize,
+) -> Result<(String, String), RelayError> {
+    connection::check_body(ciphertext, iv, max)
+}
+
+/// The reader's reassembly of fragmented data messages, with the close each failure gets.
+#[derive(Debug)]
+pub struct Assembler {
+    partial: Option<(OpCode, Vec<u8>)>,
+    max: usize,
+}
+
+impl Assembler {
+    pub fn new(max: usize) -> Assembler {
+        Assembler { partial: None, max }
+    }
+
+    /// Feeds one data frame: `Ok(Some(message))` when one is complete, `Ok(None)` while a
+    /// fragmented one is open, `Err(close)` when the socket is to be closed.
+    pub fn push(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: Vec<u8>,
+    ) -> Result<Option<Message>, Close> {
+        match connection::assemble(&mut self.partial, opcode, fin, payload, self.max) {
+            Assembled::More => Ok(None),
+            Assembled::Done(op, bytes) => Ok(Some((op, bytes))),
+            Assembled::TooBig => Err(CLOSE_TOO_BIG),
+            Assembled::Bad => Err(CLOSE_PROTOCOL),
+        }
+    }
+
+    /// Bytes held for an unfinished fragmented message.
+    pub fn pending(&self) -> usize {
+        self.partial.as_ref().map_or(0, |(_, b)| b.len())
+    }
+}
