@@ -77,3 +77,12 @@ impl Assembler {
         self.partial.as_ref().map_or(0, |(_, b)| b.len())
     }
 }
+
+/// Runs the room core through the session that `data` encodes (two bytes a step, see
+/// `room::check::Step::from_bytes`), checking the room's invariants after every step; the
+/// first one broken is the error.
+pub fn room_session(data: &[u8]) -> Result<(), String> {
+    let mut steps = vec![crate::room::check::Step::Owner(0)];
+    steps.extend(crate::room::check::Step::from_bytes(data));
+    crate::room::check::run(&steps)
+}

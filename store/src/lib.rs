@@ -45,3 +45,26 @@ pub use keys::{Locator, RoomKeys};
 pub use migrate::Migration;
 pub use record::{Guard, RoomKey, RoomRecord, Seat, Tier};
 pub use store::{Store, StoreConfig};
+
+/// Hooks for the cargo-fuzz targets under `fuzz/`: the stored-value codec, reachable only with
+/// the `fuzzing` feature so the store's public API does not grow.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{RoomKeys, RoomRecord, StoreError};
+
+    /// Seals a record as the store writes it.
+    pub fn seal(keys: &RoomKeys, rec: &RoomRecord) -> Result<Vec<u8>, StoreError> {
+        crate::record::seal(keys, rec)
+    }
+
+    /// Opens a stored value as the store reads it.
+    pub fn open(keys: &RoomKeys, bytes: &[u8]) -> Result<RoomRecord, StoreError> {
+        crate::record::open(keys, bytes)
+    }
+
+    /// The clear expiry header of a stored value.
+    pub fn header_expiry(bytes: &[u8]) -> Result<u64, StoreError> {
+        crate::record::header_expiry(bytes)
+    }
+}
