@@ -251,7 +251,7 @@ impl Reader {
                         Ok(next) => next,
                         Err(_) => {
                             debug!("socket closed: no join within the deadline");
-                            self.close(1008, "join_timeout").await;
+                            self.close((1008, "join_timeout")).await;
                             return Ending::Linger;
                         }
                     }

@@ -245,3 +245,62 @@ async fn a_real_full_disk_is_refused_cleanly_and_recovered_from() {
     assert!(!exists(relay.addr, &refused).await);
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refused_attempt_that_cannot_be_counted_is_not_answered_locked() {
+    let relay = TestRelay::start_with(|c| {
+        quiet_timers(c);
+        c.max_failures = 2;
+    })
+    .await;
+    let pair = pair(&relay).await;
+    let mut x = relay.ws(&pair.room).await;
+    assert_error(&x.join(&Who::new()).await, "unauthorized");
+    assert_error(&x.join(&Who::new()).await, "locked");
+    // One refused attempt is counted (written without a flush: the lock is on disk already).
+    assert_error(&x.join(&Who::new()).await, "locked");
+
+    store(&relay).set_fail_writes(true);
+    // The next refusal cannot be counted for the owners, so it is not acknowledged as one.
+    assert_error(&x.join(&Who::new()).await, "internal_error");
+    store(&relay).set_fail_writes(false);
+    wait_health(&relay, 200).await;
+    assert_error(&x.join(&Who::new()).await, "locked");
+
+    jump(Duration::from_secs(31 * 60)).await;
+    let mut pa = relay.ws(&pair.room).await;
+    // Two wrong guesses and the two refusals that were written; not the one that failed.
+    assert_eq!(ok(&pa.join(&pair.a).await)["failed_attempts"], 4);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expiry_the_store_cannot_write_is_retried_until_it_can() {
+    let relay = TestRelay::start_with(|c| {
+        quiet_timers(c);
+        c.free_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let room = random_hex();
+    let mut p = relay.ws(&room).await;
+    ok(&p.join(&Who::new()).await);
+    drop(p);
+    assert_eq!(store(&relay).room_count(), 1);
+
+    store(&relay).set_fail_writes(true);
+    jump(Duration::from_secs(3601)).await;
+    // The sweeper tries and cannot remove it. A room past its TTL is not reported as existing even so.
+    assert!(!exists(relay.addr, &room).await);
+
+    store(&relay).set_fail_writes(false);
+    wait_health(&relay, 200).await;
+    let start = Instant::now();
+    while store(&relay).room_count() != 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the expiry was never retried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.shutdown().await;
+}
