@@ -596,22 +596,10 @@ pub fn random_room_id() -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::room::check::policy;
 
     const MIN: u64 = 60_000;
     const HOUR: u64 = 60 * MIN;
-
-    fn policy() -> Policy {
-        Policy {
-            lock: LockPolicy {
-                max_failures: 10,
-                first_lock: Duration::from_secs(30 * 60),
-                max_lock: Duration::from_secs(24 * 3600),
-                decay: Duration::from_secs(24 * 3600),
-            },
-            free_ttl_ms: 7 * 24 * HOUR,
-        }
-    }
 
     /// A party: its access and sender hashes.
     #[derive(Clone, Copy)]
