@@ -181,7 +181,8 @@ impl Rooms {
                 }
             }
             match rx.await {
-                Ok(()) => return Ok(false),
+                Ok(true) => return Ok(false),
+                Ok(false) => return Err(RelayError::StoreUnavailable),
                 Err(_) if handle.tx.is_closed() => self.unregister(locator, handle.generation),
                 Err(_) => tokio::task::yield_now().await,
             }

@@ -48,8 +48,9 @@ pub enum Command {
     Op(Box<OpRequest>),
     /// The socket closed.
     Leave { conn: u64 },
-    /// The sweeper found the room due: expire it if its TTL has passed.
-    Expire(oneshot::Sender<()>),
+    /// The sweeper found the room due: expire it if its TTL has passed. The answer is false when
+    /// the store could not be used, so the sweeper backs off instead of asking again at once.
+    Expire(oneshot::Sender<bool>),
     /// The relay is shutting down: stop now (messages are lost, by design).
     Shutdown,
 }
@@ -254,10 +255,14 @@ impl RoomActor {
             // Handled by the loop before it gets here.
             Command::Shutdown => {}
             Command::Expire(done) => {
-                if self.ready().is_ok() && self.core.is_due(self.shared.clock.now_ms()) {
+                if self.ready().is_err() {
+                    let _ = done.send(false);
+                    return Ok(());
+                }
+                if self.core.is_due(self.shared.clock.now_ms()) {
                     Box::pin(self.expire(None)).await?;
                 }
-                let _ = done.send(());
+                let _ = done.send(true);
             }
         }
         Ok(())
