@@ -304,3 +304,24 @@ async fn an_expiry_the_store_cannot_write_is_retried_until_it_can() {
     }
     relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_live_room_whose_expiry_cannot_be_written_stays_open_until_it_can() {
+    let relay = TestRelay::start_with(|c| {
+        quiet_timers(c);
+        c.free_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let mut pair = pair(&relay).await;
+    store(&relay).set_fail_writes(true);
+    jump(Duration::from_secs(3601)).await;
+    // The actor could not delete the record: its sockets are not torn down meanwhile.
+    pair.pa.silent_for(300).await;
+    store(&relay).set_fail_writes(false);
+    wait_health(&relay, 200).await;
+    // Once the store writes again, the expiry goes through as usual.
+    expect_event(&mut pair.pa, "room_expired").await;
+    expect_event(&mut pair.pb, "room_expired").await;
+    assert!(!exists(relay.addr, &pair.room).await);
+    relay.shutdown().await;
+}

@@ -37,6 +37,9 @@ use crate::Shared;
 /// `Rooms::send`), so a burst slows the sockets that cause it instead of growing memory.
 pub const MAILBOX: usize = 64;
 
+/// How soon a TTL expiry that the store refused is tried again.
+const EXPIRE_RETRY: Duration = Duration::from_secs(1);
+
 /// What a socket asks of its room.
 #[derive(Debug)]
 pub enum Command {
@@ -182,7 +185,13 @@ impl RoomActor {
                 },
                 _ = &mut ttl, if armed_for.is_some() => {
                     debug!("room reached its TTL");
-                    Box::pin(self.expire(None)).await?;
+                    // A store that cannot write keeps the room as it is (sockets stay open) and the
+                    // expiry is tried again shortly; `armed_for` is unchanged, so the loop keeps
+                    // this retry time.
+                    if let Err(e) = Box::pin(self.expire(None)).await {
+                        warn!(error = %e, "could not expire a room at its TTL; retrying");
+                        ttl.as_mut().reset(Instant::now() + EXPIRE_RETRY);
+                    }
                 }
             }
             // A socket whose writer has gone is pruned here in case its Leave was lost, but only
@@ -259,10 +268,15 @@ impl RoomActor {
                     let _ = done.send(false);
                     return Ok(());
                 }
-                if self.core.is_due(self.shared.clock.now_ms()) {
-                    Box::pin(self.expire(None)).await?;
+                let expired = if self.core.is_due(self.shared.clock.now_ms()) {
+                    Box::pin(self.expire(None)).await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = &expired {
+                    warn!(error = %e, "could not expire a room for the sweeper");
                 }
-                let _ = done.send(true);
+                let _ = done.send(expired.is_ok());
             }
         }
         Ok(())
@@ -406,6 +420,11 @@ impl RoomActor {
             return Err(RelayError::RateLimited);
         }
         self.ready()?;
+        // A room past its TTL is gone even if its timer has not fired yet (commands go first in
+        // the actor's loop): expire it now, so this join sees no room.
+        if self.core.is_due(self.shared.clock.now_ms()) {
+            Box::pin(self.expire(None)).await?;
+        }
         let input = JoinInput {
             sender: req.sender,
             access: req.access,
