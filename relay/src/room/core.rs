@@ -135,7 +135,7 @@ pub struct JoinDecision {
 }
 
 impl JoinDecision {
-    fn refuse(e: RelayError, write: Option<Write>) -> Self {
+    pub(crate) fn refuse(e: RelayError, write: Option<Write>) -> Self {
         JoinDecision {
             reply: Err(e),
             seat: None,

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub use self::core::Op;
-use self::core::{Effect, JoinInput, Message, RoomCore, Skip, Write};
+use self::core::{Effect, JoinDecision, JoinInput, Message, RoomCore, Skip, Write};
 use crate::error::RelayError;
 use crate::outbox::{Outbound, Outbox, Refused};
 use crate::Shared;
@@ -367,12 +367,17 @@ impl RoomActor {
     /// Decides a join and does its I/O. Every branch writes exactly one reply frame to the
     /// socket, held to the request's deadline, and returns whether the socket joined.
     async fn join(&mut self, req: JoinRequest) -> bool {
-        let (result, seat, paired) = match self.decide_join(&req).await {
-            Ok(done) => done,
-            Err(e) => (Err(e), None, false),
+        let JoinDecision {
+            reply,
+            seat,
+            paired,
+            ..
+        } = match self.decide_join(&req).await {
+            Ok(decision) => decision,
+            Err(e) => JoinDecision::refuse(e, None),
         };
         let reference = req.reference.as_deref();
-        let frame = match result {
+        let frame = match reply {
             Ok(ok) => reference.map(|r| reply_ok(r, &ok)),
             Err(e) => {
                 if e.is_internal() {
@@ -402,18 +407,8 @@ impl RoomActor {
         true
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn decide_join(
-        &mut self,
-        req: &JoinRequest,
-    ) -> Result<
-        (
-            Result<stelgano_proto::server::JoinOk, RelayError>,
-            Option<usize>,
-            bool,
-        ),
-        RelayError,
-    > {
+    /// Decides a join and persists what it changed; the returned decision's write is done.
+    async fn decide_join(&mut self, req: &JoinRequest) -> Result<JoinDecision, RelayError> {
         if self.members.len() >= self.shared.config.max_sockets_per_room
             && !self.members.iter().any(|m| m.conn == req.conn)
         {
@@ -432,16 +427,16 @@ impl RoomActor {
             now_ms: self.shared.clock.now_ms(),
         };
         let limits = &self.shared.limits;
-        let decision = self.core.decide_join(
+        let mut decision = self.core.decide_join(
             &input,
             &self.shared.room_policy(),
             &mut || limits.allow_create(req.ip),
             &mut core::random_room_id,
         );
-        if let Some(write) = decision.write {
+        if let Some(write) = decision.write.take() {
             self.persist(write).await?;
         }
-        Ok((decision.reply, decision.seat, decision.paired))
+        Ok(decision)
     }
 
     /// Burns the room: the record is deleted durably, then `room_expired` goes to every socket,
