@@ -79,8 +79,12 @@ fn join(d: &JoinData) {
             hash_matches(d.sender_hash.as_deref().unwrap_or_default(), Some(h.sender));
             hash_matches(d.access_hash.as_deref().unwrap_or_default(), Some(h.access));
             match d.otp_hash.as_deref() {
-                Some(o) => hash_matches(o, h.otp),
-                None => assert_eq!(h.otp, None),
+                // Absent, null and empty: no code at all.
+                None | Some("") => assert!(h.otp.is_none() && !h.otp_malformed),
+                Some(o) => {
+                    hash_matches(o, h.otp);
+                    assert_eq!(h.otp_malformed, h.otp.is_none(), "a given code is a hash or malformed");
+                }
             }
         }
         Err(RelayError::InvalidSender) => assert!(!valid(&d.sender_hash)),

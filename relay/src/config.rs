@@ -42,8 +42,15 @@ pub struct Config {
     /// ...plus a uniformly random extra of up to this much.
     pub join_jitter: Duration,
 
-    /// Lifetime of a free room.
+    /// Lifetime of a free room; zero = free rooms never expire.
     pub free_ttl: Duration,
+    /// What an extension token adds to a room's life (to the later of now and its expiry,
+    /// floored to the hour); zero = extended rooms never expire.
+    pub extended_ttl: Duration,
+    /// Accept extension tokens (`redeem_extension`, or `extension_secret` on a creating join).
+    /// Off: `redeem_extension` answers `monetization_disabled` and `/api/config` says so.
+    /// Tokens are minted by the operator (`stelgano-relay tokens mint`).
+    pub extension_tokens: bool,
 
     /// WebSocket upgrades and `exists` look-ups per IP per minute; 0 = unlimited.
     pub upgrades_per_min: u32,
@@ -87,6 +94,8 @@ impl Default for Config {
             join_floor: limits::JOIN_FLOOR,
             join_jitter: limits::JOIN_JITTER,
             free_ttl: limits::FREE_TTL,
+            extended_ttl: limits::EXTENDED_TTL,
+            extension_tokens: false,
             upgrades_per_min: limits::UPGRADES_PER_MIN,
             room_creates_per_min: limits::ROOM_CREATES_PER_MIN,
             trust_forwarded_for: false,

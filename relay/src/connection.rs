@@ -32,7 +32,7 @@ use crate::frames::{self, FrameReader, Next, OpCode};
 use crate::outbox::Outbound;
 use crate::outbox::{self, Gate, Liveness, Outbox};
 use crate::ratelimit::SocketSlot;
-use crate::room::{Command, JoinRequest, Op, OpRequest, RoomHandle};
+use crate::room::{Command, JoinRequest, Op, OpRequest, Otp, RoomHandle};
 use crate::rooms::SEND_TIMEOUT;
 use crate::Shared;
 
@@ -118,8 +118,11 @@ async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source
         },
     ));
     let join_by = Instant::now() + shared.config.join_deadline;
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let locator = keys.locator();
+    shared.rooms.watch_unjoined(&locator, conn, &out);
     let mut reader = Reader {
-        conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
+        conn,
         shared: shared.clone(),
         keys,
         ip,
@@ -130,6 +133,7 @@ async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source
         last_typing: None,
     };
     let ending = reader.run(&mut frames, &mut read).await;
+    shared.rooms.unwatch_unjoined(&locator, conn);
     let joined = matches!(reader.state, State::Joined { .. });
     if let State::Joined { handle } = &reader.state {
         let leave = Command::Leave { conn: reader.conn };
@@ -426,7 +430,14 @@ impl Reader {
             ClientEvent::ResetPairing(d) => Op::ResetPairing {
                 otp: d.otp_hash.as_deref().and_then(hex64),
             },
-            ClientEvent::RedeemExtension(_) => return Err(RelayError::MonetizationDisabled),
+            ClientEvent::RedeemExtension(d) => {
+                if self.shared.tokens.is_none() {
+                    return Err(RelayError::MonetizationDisabled);
+                }
+                Op::Redeem {
+                    token: extension_token(d.extension_secret.as_deref()),
+                }
+            }
             // Handled before a room is involved.
             ClientEvent::Join(_) | ClientEvent::Unknown(_) => return Ok(None),
         }))
@@ -452,11 +463,19 @@ impl Reader {
             Ok(hashes) => hashes,
             Err(e) => return self.held_error(reference, deadline, e).await,
         };
+        // With tokens disabled a secret is ignored: the reference client sends a stored one on
+        // every join, and its join must not fail over it.
+        let extension = if self.shared.tokens.is_some() {
+            extension_token(data.extension_secret.as_deref())
+        } else {
+            None
+        };
         let req = JoinRequest {
             conn: self.conn,
             sender,
             access,
             otp,
+            extension,
             ip: self.ip,
             reference: reference.clone(),
             deadline,
@@ -470,7 +489,12 @@ impl Reader {
             })
             .await;
         match answer {
-            Ok((true, handle)) => self.state = State::Joined { handle },
+            Ok((true, handle)) => {
+                self.shared
+                    .rooms
+                    .unwatch_unjoined(&self.keys.locator(), self.conn);
+                self.state = State::Joined { handle };
+            }
             Ok((false, _)) => {}
             Err(e) => self.held_error(reference, deadline, e).await,
         }
@@ -489,9 +513,17 @@ impl Reader {
 pub(crate) struct JoinHashes {
     pub sender: [u8; 32],
     pub access: [u8; 32],
-    /// A pairing code that is not 64 lowercase hex reads as absent; the room decides whether
-    /// one was needed.
-    pub otp: Option<[u8; 32]>,
+    /// The pairing code: absent (missing, null or empty), malformed (not 64 lowercase hex), or
+    /// a hash; the room decides whether one was needed.
+    pub otp: Otp,
+}
+
+/// The token store's key for an extension secret: its SHA-256, for a secret that is 64
+/// lowercase hex (CRYPTO.md); anything else names no token.
+pub(crate) fn extension_token(secret: Option<&str>) -> Option<[u8; 32]> {
+    let secret = secret?;
+    hex64(secret)?;
+    Some(stelgano_store::token_hash(secret))
 }
 
 /// The spec's checks on a join, in its order: `invalid_sender` before `invalid_access`.
@@ -504,7 +536,10 @@ pub(crate) fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
         (Some(sender), Some(access)) => Ok(JoinHashes {
             sender,
             access,
-            otp: data.otp_hash.as_deref().and_then(hex64),
+            otp: match data.otp_hash.as_deref() {
+                None | Some("") => Otp::Absent,
+                Some(text) => hex64(text).map_or(Otp::Malformed, Otp::Hash),
+            },
         }),
     }
 }
@@ -584,7 +619,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn join_checks_sender_then_access_and_reads_a_bad_otp_as_absent() {
+    fn join_checks_sender_then_access_and_tells_a_bad_otp_from_none() {
         let h = "1ea31d27f2db5216d960d03a9b45f697f25033693b4710be3d74b09dbb61d4ae";
         let join = |s: &str, a: &str, o: Option<&str>| JoinData {
             sender_hash: Some(s.into()),
@@ -594,10 +629,12 @@ mod tests {
         };
         let ok = check_join(&join(h, h, Some("nope"))).unwrap();
         assert_eq!(stelgano_proto::check::to_hex64(&ok.sender), h);
-        assert_eq!(ok.otp, None);
+        assert_eq!(ok.otp, Otp::Malformed);
+        assert_eq!(check_join(&join(h, h, Some(""))).unwrap().otp, Otp::Absent);
+        assert_eq!(check_join(&join(h, h, None)).unwrap().otp, Otp::Absent);
         assert_eq!(
             check_join(&join(h, h, Some(h))).unwrap().otp,
-            Some(ok.sender)
+            Otp::Hash(ok.sender)
         );
         let upper = h.to_uppercase();
         assert!(matches!(

@@ -54,6 +54,9 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Token administration (`stelgano-relay tokens`) failed; never a network answer.
+    #[error("{0}")]
+    Admin(String),
 }
 
 impl RelayError {
@@ -100,7 +103,8 @@ impl RelayError {
             RelayError::Busy
             | RelayError::StoreUnavailable
             | RelayError::Store(_)
-            | RelayError::Io(_) => Reason::InternalError,
+            | RelayError::Io(_)
+            | RelayError::Admin(_) => Reason::InternalError,
         };
         ErrorBody::new(reason)
     }
@@ -113,6 +117,7 @@ impl RelayError {
                 | RelayError::StoreUnavailable
                 | RelayError::Store(_)
                 | RelayError::Io(_)
+                | RelayError::Admin(_)
         )
     }
 }

@@ -23,7 +23,10 @@ pub type Message = (OpCode, Vec<u8>);
 pub struct JoinHashes {
     pub sender: [u8; 32],
     pub access: [u8; 32],
+    /// The pairing code's bytes when it is 64 lowercase hex.
     pub otp: Option<[u8; 32]>,
+    /// A pairing code was given but is not 64 lowercase hex (a wrong code, when one is needed).
+    pub otp_malformed: bool,
 }
 
 /// [`connection::check_join`].
@@ -31,7 +34,11 @@ pub fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
     connection::check_join(data).map(|h| JoinHashes {
         sender: h.sender,
         access: h.access,
-        otp: h.otp,
+        otp: match h.otp {
+            crate::room::Otp::Hash(b) => Some(b),
+            _ => None,
+        },
+        otp_malformed: h.otp == crate::room::Otp::Malformed,
     })
 }
 

@@ -10,6 +10,8 @@
 //! - [`guard`]: the lockout policy (failures, locks, escalation).
 //! - [`sweeper`]: TTL expiry driven by the store's expiry index.
 //! - [`health`]: watches the store; while it cannot write, the relay refuses work and retries it.
+//! - [`admin`]: extension tokens: minting and counting (`stelgano-relay tokens`), the relay's
+//!   admin socket and the sweep of expired tokens.
 //! - [`ratelimit`], [`metrics`], [`clock`], [`config`], [`error`], [`web`] (the embedded browser client).
 //!
 //! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
@@ -19,6 +21,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod connection;
@@ -43,7 +46,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stelgano_store::{Store, StoreConfig};
+use stelgano_store::{Store, StoreConfig, TokenStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -58,6 +61,8 @@ pub use error::RelayError;
 pub(crate) struct Shared {
     pub config: Config,
     pub store: Store,
+    /// The unused extension tokens; `None` when tokens are disabled.
+    pub tokens: Option<TokenStore>,
     pub clock: Clock,
     pub limits: ratelimit::Limiters,
     pub rooms: rooms::Rooms,
@@ -78,6 +83,7 @@ impl Shared {
                 decay: self.config.lock_decay,
             },
             free_ttl_ms: self.config.free_ttl.as_millis() as u64,
+            extended_ttl_ms: self.config.extended_ttl.as_millis() as u64,
         }
     }
 }
@@ -105,12 +111,18 @@ impl Relay {
                 "store format 1 migrated to format 2; the old files are deleted"
             );
         }
+        let tokens = if config.extension_tokens {
+            Some(TokenStore::open(&config.data_dir)?)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             limits: ratelimit::Limiters::new(config.upgrades_per_min, config.room_creates_per_min),
             config,
             store,
+            tokens,
             clock: Clock::new(),
             rooms: rooms::Rooms::default(),
             metrics: metrics::Metrics::default(),
@@ -120,6 +132,14 @@ impl Relay {
         shared.tasks.spawn(server::run(listener, shared.clone()));
         shared.tasks.spawn(sweeper::run(shared.clone()));
         shared.tasks.spawn(health::run(shared.clone()));
+        if let Some(tokens) = &shared.tokens {
+            shared
+                .tasks
+                .spawn(admin::serve(shared.clone(), tokens.clone()));
+            shared
+                .tasks
+                .spawn(admin::sweep(shared.clone(), tokens.clone()));
+        }
         info!(%addr, rooms = shared.store.room_count(), "relay listening");
         Ok(Relay { addr, shared })
     }
@@ -160,12 +180,18 @@ impl Relay {
         if let Err(e) = self.shared.store.flush().await {
             tracing::warn!(error = %e, "final store flush failed");
         }
+        if let Some(tokens) = &self.shared.tokens {
+            if let Err(e) = tokens.flush().await {
+                tracing::warn!(error = %e, "final token store flush failed");
+            }
+        }
         let m = &self.shared.metrics;
         info!(
             connections = m.connections_total.load(Ordering::Relaxed),
             messages = m.messages.load(Ordering::Relaxed),
             rooms_expired = m.rooms_expired.load(Ordering::Relaxed),
             slow_consumers = m.slow_consumers.load(Ordering::Relaxed),
+            extensions = m.extensions.load(Ordering::Relaxed),
             "relay stopped"
         );
     }

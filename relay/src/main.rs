@@ -1,12 +1,13 @@
 //! `stelgano-relay`: parses flags (each also read from `STELGANO_<FLAG>`), sets up logging, runs
-//! the relay until SIGINT/SIGTERM, then shuts it down gracefully.
+//! the relay until SIGINT/SIGTERM, then shuts it down gracefully; or, with `tokens`, mints and
+//! counts extension tokens.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use stelgano_relay::{Config, Relay};
 use tracing_subscriber::EnvFilter;
 
@@ -18,12 +19,20 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "stelgano-relay", version, about, long_about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "STELGANO_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
     /// Directory of the durable store (created on first run).
-    #[arg(long, env = "STELGANO_DATA_DIR", default_value = "./stelgano-data")]
+    #[arg(
+        long,
+        env = "STELGANO_DATA_DIR",
+        default_value = "./stelgano-data",
+        global = true
+    )]
     data_dir: PathBuf,
 
     /// Store page cache, in MiB.
@@ -66,9 +75,17 @@ struct Args {
     #[arg(long, env = "STELGANO_JOIN_JITTER_MS", default_value_t = 125)]
     join_jitter_ms: u64,
 
-    /// Lifetime of a free room, in hours.
+    /// Lifetime of a free room, in hours (0 = free rooms never expire).
     #[arg(long, env = "STELGANO_FREE_TTL_HOURS", default_value_t = 168)]
     free_ttl_hours: u64,
+
+    /// What an extension token adds to a room's life, in hours (0 = extended rooms never expire).
+    #[arg(long, env = "STELGANO_EXTENDED_TTL_HOURS", default_value_t = 8760)]
+    extended_ttl_hours: u64,
+
+    /// Accept extension tokens minted with `stelgano-relay tokens mint`.
+    #[arg(long, env = "STELGANO_EXTENSION_TOKENS")]
+    extension_tokens: bool,
 
     /// WebSocket upgrades and room look-ups per IP per minute (0 = unlimited).
     #[arg(long, env = "STELGANO_UPGRADES_PER_MIN", default_value_t = 30)]
@@ -115,6 +132,32 @@ struct Args {
     log: String,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Extension tokens: mint new ones, or count them by state. Works while the relay runs
+    /// (through its admin socket in the data directory) and while it is stopped.
+    Tokens {
+        #[command(subcommand)]
+        action: Tokens,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Tokens {
+    /// Mint tokens: prints each secret once on stdout, one per line, and nothing else there.
+    /// Only their hashes are stored; hand each secret to one user.
+    Mint {
+        /// How many tokens to mint (1 to 10,000).
+        #[arg(long)]
+        count: u32,
+        /// How many days each token can be redeemed for (1 to 3,650).
+        #[arg(long)]
+        days: u32,
+    },
+    /// Count tokens by state (unused, expired, redeemed, swept). Nothing else is kept.
+    List,
+}
+
 impl Args {
     fn config(&self) -> Config {
         Config {
@@ -130,7 +173,9 @@ impl Args {
             lock_decay: Duration::from_secs(self.lock_decay_hours.max(1) * 3600),
             join_floor: Duration::from_millis(self.join_floor_ms),
             join_jitter: Duration::from_millis(self.join_jitter_ms),
-            free_ttl: Duration::from_secs(self.free_ttl_hours * 3600),
+            free_ttl: Duration::from_secs(self.free_ttl_hours.saturating_mul(3600)),
+            extended_ttl: Duration::from_secs(self.extended_ttl_hours.saturating_mul(3600)),
+            extension_tokens: self.extension_tokens,
             upgrades_per_min: self.upgrades_per_min,
             room_creates_per_min: self.room_create_per_min,
             trust_forwarded_for: self.trust_forwarded_for,
@@ -148,6 +193,9 @@ impl Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Tokens { action }) = &args.command {
+        return tokens(action, &args.data_dir).await;
+    }
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -179,6 +227,47 @@ async fn main() -> ExitCode {
     tracing::info!("shutting down");
     relay.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// `stelgano-relay tokens …`: secrets alone on stdout (so they can be piped), the rest on stderr.
+async fn tokens(action: &Tokens, data_dir: &std::path::Path) -> ExitCode {
+    use std::io::Write;
+    match action {
+        Tokens::Mint { count, days } => {
+            match stelgano_relay::admin::mint(data_dir, *count, *days).await {
+                Ok(secrets) => {
+                    let mut out = std::io::stdout().lock();
+                    for s in &secrets {
+                        if writeln!(out, "{s}").is_err() {
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    eprintln!(
+                        "minted {} token(s), redeemable for {days} day(s); the secrets above are the only copy",
+                        secrets.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stelgano-relay tokens mint: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Tokens::List => match stelgano_relay::admin::counts(data_dir).await {
+            Ok(c) => {
+                println!("unused\t{}", c.unused);
+                println!("expired\t{}", c.expired);
+                println!("redeemed\t{}", c.redeemed);
+                println!("swept\t{}", c.swept);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("stelgano-relay tokens list: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 async fn wait_for_signal() {

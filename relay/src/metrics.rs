@@ -10,6 +10,8 @@ pub struct Metrics {
     pub messages: AtomicU64,
     pub rooms_expired: AtomicU64,
     pub slow_consumers: AtomicU64,
+    /// Extension tokens redeemed (with `redeem_extension` or on a creating join).
+    pub extensions: AtomicU64,
 }
 
 impl Metrics {
@@ -23,6 +25,10 @@ impl Metrics {
 
     pub fn slow_consumer(&self, n: usize) {
         self.slow_consumers.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn extension(&self) {
+        self.extensions.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn opened(&self) {

@@ -11,6 +11,7 @@ use stelgano_store::{Locator, RoomKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::RelayError;
+use crate::outbox::{Outbound, Outbox};
 use crate::room::core::Message;
 use crate::room::{Command, RoomActor, RoomHandle, MAILBOX};
 use crate::Shared;
@@ -36,6 +37,10 @@ enum Slot {
 pub struct Rooms {
     map: DashMap<Locator, Slot>,
     next_generation: AtomicU64,
+    /// Sockets open on a room's path that have not joined (yet), so a burn or an expiry can
+    /// close them too. Bounded by the connection cap and the join deadline; a socket leaves
+    /// this list when it joins or closes.
+    unjoined: DashMap<Locator, Vec<(u64, Outbox)>>,
 }
 
 impl Rooms {
@@ -81,6 +86,37 @@ impl Rooms {
         for entry in self.map.iter() {
             if let Slot::Live(handle) = entry.value() {
                 let _ = handle.tx.try_send(Command::Shutdown);
+            }
+        }
+    }
+
+    /// Socket `conn`, open on the room at `key`, has not joined.
+    pub(crate) fn watch_unjoined(&self, key: &Locator, conn: u64, out: &Outbox) {
+        self.unjoined
+            .entry(*key)
+            .or_default()
+            .push((conn, out.clone()));
+    }
+
+    /// Socket `conn` joined or closed.
+    pub(crate) fn unwatch_unjoined(&self, key: &Locator, conn: u64) {
+        if let Entry::Occupied(mut e) = self.unjoined.entry(*key) {
+            e.get_mut().retain(|(c, _)| *c != conn);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
+    }
+
+    /// The room at `key` is gone: close its sockets that never joined (1000 `room_expired`).
+    pub(crate) fn close_unjoined(&self, key: &Locator) {
+        if let Some((_, sockets)) = self.unjoined.remove(key) {
+            for (_, out) in sockets {
+                // A full or closed outbox means the socket is going anyway.
+                let _ = out.try_push(Outbound::Close {
+                    code: 1000,
+                    reason: "room_expired",
+                });
             }
         }
     }
@@ -165,7 +201,7 @@ impl Rooms {
             };
             let handle = match live {
                 Ok(handle) => handle,
-                Err(removed) => return self.expired_here(shared, removed).await,
+                Err(removed) => return self.expired_here(shared, locator, removed).await,
             };
             let (tx, rx) = oneshot::channel();
             match handle
@@ -191,8 +227,14 @@ impl Rooms {
     }
 
     /// Makes a removal done by [`Rooms::expire_due`] durable before it counts.
-    async fn expired_here(&self, shared: &Arc<Shared>, removed: bool) -> Result<bool, RelayError> {
+    async fn expired_here(
+        &self,
+        shared: &Arc<Shared>,
+        locator: &Locator,
+        removed: bool,
+    ) -> Result<bool, RelayError> {
         if removed {
+            self.close_unjoined(locator);
             shared.store.flush().await?;
             shared.metrics.room_expired();
         }

@@ -112,6 +112,15 @@ fn route(
             .header(header::CACHE_CONTROL, "no-store")
             .body(Body::default())
             .unwrap_or_default(),
+        ["api", "config"] if get => api_config(&shared),
+        // The reference client's page-step beacons: answered, and nothing is recorded.
+        ["api", "funnel"] if req.method() == Method::POST => {
+            let mut r = Response::new(Body::default());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
         ["api", "room", hash, "exists"] if get => {
             exists(hash, client_ip(&req, peer, &shared), &shared)
         }
@@ -119,7 +128,17 @@ fn route(
             let hash = (*hash).to_owned();
             upgrade(req, &hash, peer, shared, permit)
         }
-        ["healthz"] | ["x"] | ["api", "room", _, "exists"] | ["room", _, "ws"] => {
+        ["api", "funnel"] => {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            r
+        }
+        ["healthz"]
+        | ["x"]
+        | ["api", "config"]
+        | ["api", "room", _, "exists"]
+        | ["room", _, "ws"] => {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -129,6 +148,24 @@ fn route(
             .unwrap_or_else(|| plain(StatusCode::NOT_FOUND, "not found")),
         _ => plain(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// `GET /api/config` in the shape the reference client reads (PROTOCOL.md §1): whether
+/// extension tokens are accepted and the two TTLs in whole days (0: rooms of that tier never
+/// expire). No payment provider, so no price; never a country.
+fn api_config(shared: &Shared) -> Response<Body> {
+    let days = |d: std::time::Duration| d.as_secs() / 86_400;
+    let body = serde_json::json!({
+        "monetization_enabled": shared.tokens.is_some(),
+        "free_ttl_days": days(shared.config.free_ttl),
+        "paid_ttl_days": days(shared.config.extended_ttl),
+        "price_cents": 0,
+        "currency": "",
+        "cf_country": null,
+    });
+    let mut r = json(StatusCode::OK, "");
+    *r.body_mut() = Body::new(Bytes::from(body.to_string()));
+    r
 }
 
 fn exists(hash: &str, ip: IpAddr, shared: &Shared) -> Response<Body> {

@@ -34,6 +34,14 @@ pub enum StoreError {
     #[error("store is unhealthy and recovering")]
     Unhealthy,
 
+    /// The database is held by another process (a running relay) and stayed locked past a
+    /// short wait.
+    #[error("{path} is in use by another process (is the relay running?)")]
+    Busy {
+        /// The database directory.
+        path: PathBuf,
+    },
+
     /// A failure injected by `Store::set_fail_writes` (feature `fault-injection`).
     #[error("injected store write failure")]
     Injected,

@@ -30,6 +30,7 @@
 //! - `keys`: [`RoomKeys`] and [`Locator`], what the store derives from a room hash.
 //! - `record`: [`RoomRecord`] and its parts, and the sealed format-2 encoding.
 //! - `migrate`: reading a format-1 database into format 2 ([`Migration`]).
+//! - `tokens`: [`TokenStore`], the unused extension tokens, in a database of their own.
 //! - `error`: [`StoreError`], the crate's one error type.
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -39,12 +40,16 @@ mod keys;
 mod migrate;
 mod record;
 mod store;
+mod tokens;
 
 pub use error::StoreError;
 pub use keys::{Locator, RoomKeys};
 pub use migrate::Migration;
 pub use record::{Guard, RoomKey, RoomRecord, Seat, Tier};
 pub use store::{Store, StoreConfig};
+pub use tokens::{
+    new_secret, token_hash, Redeemed, TokenCounts, TokenHold, TokenStore, TOKENS_DIR,
+};
 
 /// Hooks for the cargo-fuzz targets under `fuzz/`: the stored-value codec, reachable only with
 /// the `fuzzing` feature so the store's public API does not grow.

@@ -141,7 +141,7 @@ pub(crate) fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, S
 }
 
 /// sled 0.34 reports a held lock only as an `Other` I/O error with this message.
-fn is_lock_busy(e: &std::io::Error) -> bool {
+pub(crate) fn is_lock_busy(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("could not acquire lock")
 }
 

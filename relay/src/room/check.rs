@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::error::RelayError;
 use crate::guard::{self, LockPolicy};
-use crate::room::core::{Effect, JoinInput, Op, Policy, RoomCore};
+use crate::room::core::{Effect, JoinInput, Op, Otp, Policy, RoomCore};
+use stelgano_store::Tier;
 
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
@@ -22,8 +23,9 @@ pub enum Step {
     Owner(u8),
     /// A stranger (one of 256) tries a PIN.
     Stranger(u8),
-    /// The second party claims its seat with the right or a wrong pairing code.
-    Claim(bool),
+    /// The second party claims its seat with the right pairing code (0), a wrong one (1) or one
+    /// that is not even 64-hex (2).
+    Claim(u8),
     /// A seat sends, reads, edits or deletes.
     Send(u8),
     Read(u8),
@@ -33,6 +35,8 @@ pub enum Step {
     ResetPairing,
     /// Someone burns the room.
     Burn,
+    /// Seat 0 redeems an extension token (that the token store accepts).
+    Extend,
     /// Time passes: one of a few spans, from a minute to a few days.
     Advance(u8),
     /// The store refuses the next write.
@@ -45,10 +49,10 @@ impl Step {
         data.chunks_exact(2)
             .map(|c| {
                 let p = c[1];
-                match c[0] % 12 {
+                match c[0] % 13 {
                     0 => Step::Owner(p % 2),
                     1 => Step::Stranger(p),
-                    2 => Step::Claim(p % 2 == 0),
+                    2 => Step::Claim(p % 3),
                     3 => Step::Send(p % 2),
                     4 => Step::Read(p % 2),
                     5 => Step::Edit(p % 2),
@@ -56,6 +60,7 @@ impl Step {
                     7 => Step::ResetPairing,
                     8 => Step::Burn,
                     9 | 10 => Step::Advance(p),
+                    11 => Step::Extend,
                     _ => Step::FailNextWrite,
                 }
             })
@@ -73,6 +78,7 @@ pub fn policy() -> Policy {
             decay: Duration::from_secs(24 * 3600),
         },
         free_ttl_ms: 7 * 24 * HOUR,
+        extended_ttl_ms: 365 * 24 * HOUR,
     }
 }
 
@@ -129,15 +135,23 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
             Step::Burn => core.burn(),
             Step::Owner(_) | Step::Stranger(_) | Step::Claim(_) => {
                 let (who, otp) = match step {
-                    Step::Owner(s) => (OWNERS[usize::from(s % 2)], Some(OTP)),
-                    Step::Stranger(n) => (stranger(n), None),
-                    Step::Claim(right) => (OWNERS[1], Some(if right { OTP } else { [0x55; 32] })),
+                    Step::Owner(s) => (OWNERS[usize::from(s % 2)], Otp::Hash(OTP)),
+                    Step::Stranger(n) => (stranger(n), Otp::Absent),
+                    Step::Claim(c) => (
+                        OWNERS[1],
+                        match c % 3 {
+                            0 => Otp::Hash(OTP),
+                            1 => Otp::Hash([0x55; 32]),
+                            _ => Otp::Malformed,
+                        },
+                    ),
                     _ => unreachable!("matched above"),
                 };
                 let input = JoinInput {
                     sender: who.sender,
                     access: who.access,
                     otp,
+                    extension: None,
                     now_ms: now,
                 };
                 let d = core.decide_join(&input, &policy, &mut || true, &mut || [7; 16]);
@@ -219,17 +233,69 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                         }
                     }
                 }
+                if let (Step::Claim(c), Some(old)) = (step, old) {
+                    let pairing_open = old.seats[1].is_none()
+                        && old.seats[0]
+                            .as_ref()
+                            .is_some_and(|s| s.access_hash != who.access)
+                        && guard::locked_for(&old.pairing, now).is_none();
+                    if c % 3 != 0 && old.pairing_hash.is_some() && pairing_open && !locked {
+                        ensure!(
+                            d.seat.is_none()
+                                && d.write.as_ref().is_some_and(|w| w.record.pairing.failures
+                                    > old.pairing.failures
+                                    || w.record.pairing.locked_until_ms > now),
+                            "{}",
+                            at("a wrong or malformed pairing code was not counted".into())
+                        );
+                    }
+                }
                 if let Some(w) = d.write {
                     if !std::mem::take(&mut fail_next) {
                         core.commit(w.record);
                     }
                 }
             }
+            Step::Extend => {
+                if core.record.as_ref().is_none_or(|r| r.seats[0].is_none()) {
+                    continue;
+                }
+                let out = core.op(
+                    0,
+                    0,
+                    Op::Redeem {
+                        token: Some([1; 32]),
+                    },
+                    now,
+                    &policy,
+                );
+                ensure!(
+                    core.record == before.record,
+                    "{}",
+                    at("the core changed its record before the token was used".into())
+                );
+                let Effect::Redeem { write, .. } = out.effect else {
+                    return Err(at("a redeem without a token to use".into()));
+                };
+                let (old, new) = (before.record.as_ref(), &write.record);
+                ensure!(
+                    old.is_some_and(|o| new.ttl_expires_at_ms > o.ttl_expires_at_ms
+                        && new.ttl_expires_at_ms % HOUR == 0
+                        && new.seats == o.seats
+                        && new.guesses == o.guesses)
+                        && new.tier == Tier::Paid,
+                    "{}",
+                    at("an extension that did not move the expiry to a whole hour, or touched more".into())
+                );
+                if !std::mem::take(&mut fail_next) {
+                    core.commit(write.record);
+                }
+            }
             Step::ResetPairing => {
                 if core.record.as_ref().is_none_or(|r| r.seats[0].is_none()) {
                     continue;
                 }
-                let out = core.op(0, 0, Op::ResetPairing { otp: Some(OTP) }, now);
+                let out = core.op(0, 0, Op::ResetPairing { otp: Some(OTP) }, now, &policy);
                 ensure!(
                     core.record == before.record,
                     "{}",
@@ -276,7 +342,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                     _ => Op::Delete { message_id: id },
                 };
                 let sending = matches!(op, Op::Send { .. });
-                let out = core.op(seat, seat as u64, op, now);
+                let out = core.op(seat, seat as u64, op, now, &policy);
                 ensure!(
                     matches!(out.effect, Effect::None) && core.record == before.record,
                     "{}",
@@ -317,13 +383,14 @@ mod tests {
         prop_oneof![
             4 => (0u8..2).prop_map(Step::Owner),
             8 => any::<u8>().prop_map(Step::Stranger),
-            2 => any::<bool>().prop_map(Step::Claim),
+            2 => (0u8..3).prop_map(Step::Claim),
             3 => (0u8..2).prop_map(Step::Send),
             2 => (0u8..2).prop_map(Step::Read),
             1 => (0u8..2).prop_map(Step::Edit),
             1 => (0u8..2).prop_map(Step::Delete),
             1 => Just(Step::ResetPairing),
             1 => Just(Step::Burn),
+            1 => Just(Step::Extend),
             3 => any::<u8>().prop_map(Step::Advance),
             1 => Just(Step::FailNextWrite),
         ]
@@ -345,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_lock_refuses_the_owner_in_a_scripted_session() {
-        let mut steps = vec![Step::Owner(0), Step::Claim(true)];
+        let mut steps = vec![Step::Owner(0), Step::Claim(0)];
         steps.extend((0..10).map(Step::Stranger));
         steps.push(Step::Owner(1));
         steps.push(Step::Owner(0));

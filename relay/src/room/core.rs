@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use stelgano_proto::check::{iso_ms, to_hex64};
-use stelgano_proto::server::{reply_ok, Empty, JoinOk, MessageRef, SendOk};
+use stelgano_proto::server::{reply_ok, Empty, JoinOk, MessageRef, SendOk, TtlOk};
 use stelgano_proto::{Broadcast, MessagePayload};
 use stelgano_store::{Guard, RoomRecord, Seat, Tier};
 use subtle::ConstantTimeEq;
@@ -18,12 +18,78 @@ use subtle::ConstantTimeEq;
 use crate::error::RelayError;
 use crate::guard::{self, LockPolicy, Strike};
 
+/// The expiry of a room that never expires (an operator's TTL of 0): the last millisecond of
+/// the year 9999. Every client can parse it as a date and none will reach it, where a `null`
+/// would break clients that expect a date.
+pub const NEVER_MS: u64 = 253_402_300_799_999;
+
+const HOUR_MS: u64 = 3_600_000;
+
 /// The numbers a room's decisions depend on, from the relay's config.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub lock: LockPolicy,
-    /// Lifetime of a new room.
+    /// Lifetime of a new room; 0 = no expiry.
     pub free_ttl_ms: u64,
+    /// Lifetime an extension token adds; 0 = no expiry.
+    pub extended_ttl_ms: u64,
+}
+
+impl Policy {
+    /// The expiry of a room created at `now_ms` in the free tier.
+    pub fn free_expiry(&self, now_ms: u64) -> u64 {
+        if self.free_ttl_ms == 0 {
+            return NEVER_MS;
+        }
+        now_ms.saturating_add(self.free_ttl_ms).min(NEVER_MS)
+    }
+
+    /// The expiry after a token is redeemed at `now_ms` on a room expiring at `current_ms`:
+    /// the extended TTL added to the later of the two, floored to the whole hour so the stored
+    /// time does not encode the moment of redemption (PROTOCOL.md §3). The hour is rounded up
+    /// instead when flooring would not move the expiry at all (an extended TTL under an hour).
+    pub fn extended_expiry(&self, now_ms: u64, current_ms: u64) -> u64 {
+        if self.extended_ttl_ms == 0 || current_ms >= NEVER_MS {
+            return NEVER_MS;
+        }
+        let base = now_ms.max(current_ms);
+        let t = base.saturating_add(self.extended_ttl_ms);
+        let floored = t - t % HOUR_MS;
+        let at = if floored > base {
+            floored
+        } else {
+            floored.saturating_add(HOUR_MS)
+        };
+        at.min(NEVER_MS)
+    }
+
+    /// `record` moved to the extended tier at `now_ms`.
+    pub fn extend(&self, record: &RoomRecord, now_ms: u64) -> RoomRecord {
+        let mut rec = record.clone();
+        rec.tier = Tier::Paid;
+        rec.ttl_expires_at_ms = self.extended_expiry(now_ms, rec.ttl_expires_at_ms);
+        rec
+    }
+}
+
+/// The pairing code a join carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Otp {
+    /// None given: absent, null or empty.
+    Absent,
+    /// Given, but not 64 lowercase hex: a wrong code when one is needed, none when creating.
+    Malformed,
+    /// A well-formed code hash.
+    Hash([u8; 32]),
+}
+
+impl Otp {
+    fn hash(self) -> Option<[u8; 32]> {
+        match self {
+            Otp::Hash(h) => Some(h),
+            Otp::Absent | Otp::Malformed => None,
+        }
+    }
 }
 
 /// The room's one message. Kept compact: a parked room (no socket) costs little more than this.
@@ -84,7 +150,10 @@ fn iv_text(iv: &str) -> Option<[u8; 16]> {
 pub struct JoinInput {
     pub sender: [u8; 32],
     pub access: [u8; 32],
-    pub otp: Option<[u8; 32]>,
+    pub otp: Otp,
+    /// The hash of an extension secret sent with the join, when tokens are enabled: a creating
+    /// join redeems it (see [`JoinDecision::extension`]).
+    pub extension: Option<[u8; 32]>,
     pub now_ms: u64,
 }
 
@@ -111,6 +180,10 @@ pub enum Op {
     ResetPairing {
         otp: Option<[u8; 32]>,
     },
+    /// `redeem_extension`; `None`: the secret was not 64 lowercase hex.
+    Redeem {
+        token: Option<[u8; 32]>,
+    },
 }
 
 /// A record the decision needs stored before its reply goes out.
@@ -132,6 +205,9 @@ pub struct JoinDecision {
     pub write: Option<Write>,
     /// The second seat was claimed: `party_paired` to the room once the write is in.
     pub paired: bool,
+    /// The join creates the room and carried this extension token: the actor redeems it and,
+    /// if it wins, stores the room in the extended tier instead ([`Policy::extend`]).
+    pub extension: Option<[u8; 32]>,
 }
 
 impl JoinDecision {
@@ -141,6 +217,7 @@ impl JoinDecision {
             seat: None,
             write,
             paired: false,
+            extension: None,
         }
     }
 }
@@ -164,6 +241,12 @@ pub enum Effect {
     /// Burn the room (`expire_room`): the actor deletes the record durably, then
     /// [`RoomCore::burn`]s, broadcasts and closes.
     Burn,
+    /// Use up this extension token, then store the record; the reply and broadcast stand only
+    /// if both work (an unknown or used token: `invalid_token`).
+    Redeem {
+        token: [u8; 32],
+        write: Box<Write>,
+    },
 }
 
 /// What an event from a joined socket decided.
@@ -255,7 +338,7 @@ impl RoomCore {
             let record = RoomRecord {
                 room_id: new_room_id(),
                 created_at_ms: now,
-                ttl_expires_at_ms: now.saturating_add(policy.free_ttl_ms),
+                ttl_expires_at_ms: policy.free_expiry(now),
                 tier: Tier::Free,
                 seats: [
                     Some(Seat {
@@ -266,7 +349,7 @@ impl RoomCore {
                     None,
                 ],
                 guesses: Guard::default(),
-                pairing_hash: input.otp,
+                pairing_hash: input.otp.hash(),
                 pairing: Guard::default(),
             };
             return JoinDecision {
@@ -277,6 +360,7 @@ impl RoomCore {
                     durable: true,
                 }),
                 paired: false,
+                extension: input.extension,
             };
         };
         let mut rec = old.clone();
@@ -333,6 +417,7 @@ impl RoomCore {
                     durable: true,
                 }),
                 paired: false,
+                extension: None,
             };
         }
 
@@ -347,10 +432,14 @@ impl RoomCore {
                 );
             }
             if let Some(expected) = rec.pairing_hash {
-                let Some(given) = input.otp else {
-                    return JoinDecision::refuse(RelayError::OtpRequired, None);
+                // A code that is not even well formed is a wrong code (it counts), not a
+                // missing one.
+                let right = match input.otp {
+                    Otp::Absent => return JoinDecision::refuse(RelayError::OtpRequired, None),
+                    Otp::Malformed => false,
+                    Otp::Hash(given) => bool::from(expected.ct_eq(&given)),
                 };
-                if !bool::from(expected.ct_eq(&given)) {
+                if !right {
                     let strike = guard::strike(&mut rec.pairing, now, &policy.lock);
                     let e = match strike {
                         Strike::Remaining(n) => RelayError::OtpInvalid {
@@ -388,6 +477,7 @@ impl RoomCore {
                     durable: true,
                 }),
                 paired: true,
+                extension: None,
             };
         }
 
@@ -415,7 +505,14 @@ impl RoomCore {
 
     /// Decides an event of a socket joined to `seat` (socket `conn`). Message events take effect
     /// at once (memory only); record changes come back as an [`Effect`] for the actor to persist.
-    pub fn op(&mut self, seat: usize, conn: u64, op: Op, now_ms: u64) -> OpOutcome {
+    pub fn op(
+        &mut self,
+        seat: usize,
+        conn: u64,
+        op: Op,
+        now_ms: u64,
+        policy: &Policy,
+    ) -> OpOutcome {
         let Some(sender) = self
             .record
             .as_ref()
@@ -544,6 +641,33 @@ impl RoomCore {
                 }));
                 out
             }
+            Op::Redeem { token } => {
+                let (Some(token), Some(rec)) = (token, self.record.as_ref()) else {
+                    return OpOutcome::reply(Err(RelayError::InvalidToken));
+                };
+                let rec = policy.extend(rec, now_ms);
+                let at = iso_ms(rec.ttl_expires_at_ms);
+                let frame = Bytes::from(
+                    Broadcast::TtlExtended {
+                        ttl_expires_at: at.clone(),
+                    }
+                    .encode(),
+                );
+                // Both parties hear of it; the requester's copy goes with its reply.
+                OpOutcome {
+                    reply: Some(Ok(reply_ok("", &TtlOk { ttl_expires_at: at }))),
+                    broadcasts: vec![(frame.clone(), Skip::Conn(conn))],
+                    echo: Some(frame),
+                    effect: Effect::Redeem {
+                        token,
+                        write: Box::new(Write {
+                            record: rec,
+                            durable: true,
+                        }),
+                    },
+                    delivered: false,
+                }
+            }
         }
     }
 }
@@ -622,7 +746,8 @@ mod tests {
         JoinInput {
             sender: w.sender,
             access: w.access,
-            otp,
+            otp: otp.map_or(Otp::Absent, Otp::Hash),
+            extension: None,
             now_ms,
         }
     }
@@ -800,6 +925,7 @@ mod tests {
                 iv: "AAAAAAAAAAAAAAAA".into(),
             },
             0,
+            &policy(),
         )
     }
 
@@ -818,17 +944,89 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_pairing_code_is_a_wrong_one_and_counts() {
+        let mut core = RoomCore::default();
+        join(&mut core, A, Some(OTP), 0);
+        let mut i = input(B, None, 0);
+        i.otp = Otp::Malformed;
+        let d = core.decide_join(&i, &policy(), &mut || true, &mut || [7; 16]);
+        assert!(matches!(
+            d.reply,
+            Err(RelayError::OtpInvalid {
+                attempts_remaining: 9
+            })
+        ));
+        assert_eq!(d.write.unwrap().record.pairing.failures, 1);
+        // Creating with a malformed code makes a room with no pairing code.
+        let mut i = input(A, None, 0);
+        i.otp = Otp::Malformed;
+        let d = RoomCore::default().decide_join(&i, &policy(), &mut || true, &mut || [7; 16]);
+        assert_eq!(d.write.unwrap().record.pairing_hash, None);
+    }
+
+    #[test]
+    fn extensions_move_the_expiry_to_a_whole_hour_and_zero_means_never() {
+        let p = policy();
+        let year = 365 * 24 * HOUR;
+        let now = 1_700_000_123_456;
+        let at = p.extended_expiry(now, now + 7 * 24 * HOUR);
+        assert_eq!(at % HOUR, 0);
+        assert!(at <= now + 7 * 24 * HOUR + year && at > now + 7 * 24 * HOUR + year - HOUR);
+        // An expiry already past counts from now.
+        let at = p.extended_expiry(now, 5);
+        assert!(at <= now + year && at > now + year - HOUR);
+        let never = Policy {
+            extended_ttl_ms: 0,
+            free_ttl_ms: 0,
+            ..p
+        };
+        assert_eq!(never.free_expiry(now), NEVER_MS);
+        assert_eq!(never.extended_expiry(now, now), NEVER_MS);
+        assert_eq!(p.extended_expiry(now, NEVER_MS), NEVER_MS);
+        assert_eq!(iso_ms(NEVER_MS), "9999-12-31T23:59:59.999Z");
+        // Shorter than an hour still moves the expiry forward.
+        let short = Policy {
+            extended_ttl_ms: 60_000,
+            ..p
+        };
+        assert!(short.extended_expiry(now, now) > now);
+    }
+
+    #[test]
+    fn redeem_needs_a_token_and_writes_the_extended_record() {
+        let mut core = paired(0);
+        let out = core.op(0, 0, Op::Redeem { token: None }, 0, &policy());
+        assert!(matches!(out.reply, Some(Err(RelayError::InvalidToken))));
+        let out = core.op(
+            0,
+            0,
+            Op::Redeem {
+                token: Some([1; 32]),
+            },
+            0,
+            &policy(),
+        );
+        let Effect::Redeem { token, write } = out.effect else {
+            panic!("no redeem effect")
+        };
+        assert_eq!(token, [1; 32]);
+        assert_eq!(write.record.tier, Tier::Paid);
+        assert!(out.echo.is_some() && out.broadcasts.len() == 1);
+        assert_eq!(core.record().unwrap().tier, Tier::Free);
+    }
+
+    #[test]
     fn reset_pairing_is_a_durable_write_and_only_while_a_seat_is_open() {
         let mut core = RoomCore::default();
         join(&mut core, A, Some(OTP), 0);
-        let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0);
+        let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0, &policy());
         assert!(
             matches!(out.effect, Effect::Write(ref w) if w.durable && w.record.pairing_hash == Some([5; 32]))
         );
         // Not committed by the core itself: the actor commits after the store took it.
         assert_eq!(core.record().unwrap().pairing_hash, Some(OTP));
         let mut core = paired(0);
-        let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0);
+        let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0, &policy());
         assert!(matches!(out.reply, Some(Err(RelayError::NotFound))));
     }
 }

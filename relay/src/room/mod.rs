@@ -28,10 +28,13 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub use self::core::Op;
-use self::core::{Effect, JoinDecision, JoinInput, Message, RoomCore, Skip, Write};
+pub use self::core::Otp;
+use self::core::{Effect, JoinDecision, JoinInput, Message, RoomCore, Skip, Write, NEVER_MS};
 use crate::error::RelayError;
 use crate::outbox::{Outbound, Outbox, Refused};
 use crate::Shared;
+use stelgano_proto::check::iso_ms;
+use stelgano_store::Redeemed;
 
 /// Capacity of a room's mailbox. Senders wait for room (connections with a timeout, see
 /// `Rooms::send`), so a burst slows the sockets that cause it instead of growing memory.
@@ -64,7 +67,9 @@ pub struct JoinRequest {
     pub conn: u64,
     pub sender: [u8; 32],
     pub access: [u8; 32],
-    pub otp: Option<[u8; 32]>,
+    pub otp: Otp,
+    /// The hash of the join's extension secret, only when tokens are enabled.
+    pub extension: Option<[u8; 32]>,
     pub ip: IpAddr,
     pub reference: Option<String>,
     pub deadline: Instant,
@@ -170,7 +175,13 @@ impl RoomActor {
         tokio::pin!(ttl);
         let mut armed_for: Option<u64> = None;
         loop {
-            let due = self.core.record().map(|r| r.ttl_expires_at_ms);
+            // A room that never expires has no timer (and an instant 8,000 years away would
+            // overflow).
+            let due = self
+                .core
+                .record()
+                .map(|r| r.ttl_expires_at_ms)
+                .filter(|&ms| ms < NEVER_MS);
             if due != armed_for {
                 if let Some(ms) = due {
                     ttl.as_mut().reset(self.shared.clock.instant_at(ms));
@@ -292,19 +303,29 @@ impl RoomActor {
             // Removed (slow, or the room expired) while the event was queued.
             return;
         };
-        let writes_record = matches!(op, Op::ResetPairing { .. } | Op::ExpireRoom);
+        let writes_record = matches!(
+            op,
+            Op::ResetPairing { .. } | Op::ExpireRoom | Op::Redeem { .. }
+        );
         if writes_record {
             if let Err(e) = self.ready() {
                 return self.reply_to(conn, reference, Some(Err(e)), None);
             }
         }
         let now = self.shared.clock.now_ms();
-        let outcome = self.core.op(seat, conn, op, now);
+        let outcome = self
+            .core
+            .op(seat, conn, op, now, &self.shared.room_policy());
         let mut reply = outcome.reply;
         match outcome.effect {
             Effect::None => {}
             Effect::Write(write) => {
                 if let Err(e) = self.persist(*write).await {
+                    reply = Some(Err(e));
+                }
+            }
+            Effect::Redeem { token, write } => {
+                if let Err(e) = self.redeem(token, *write).await {
                     reply = Some(Err(e));
                 }
             }
@@ -424,19 +445,81 @@ impl RoomActor {
             sender: req.sender,
             access: req.access,
             otp: req.otp,
+            extension: req.extension,
             now_ms: self.shared.clock.now_ms(),
         };
         let limits = &self.shared.limits;
+        let policy = self.shared.room_policy();
         let mut decision = self.core.decide_join(
             &input,
-            &self.shared.room_policy(),
+            &policy,
             &mut || limits.allow_create(req.ip),
             &mut core::random_room_id,
         );
-        if let Some(write) = decision.write.take() {
-            self.persist(write).await?;
+        if let Some(mut write) = decision.write.take() {
+            match decision.extension {
+                // A creating join with a token: the room starts in the extended tier if the
+                // token is good, in the free tier otherwise (a join never fails over a token;
+                // `redeem_extension` is how a client learns that its token is bad).
+                Some(token) => {
+                    let extended = policy.extend(&write.record, input.now_ms);
+                    let at = extended.ttl_expires_at_ms;
+                    match self
+                        .redeem(
+                            token,
+                            Write {
+                                record: extended,
+                                durable: true,
+                            },
+                        )
+                        .await
+                    {
+                        Ok(()) => {
+                            if let Ok(ok) = decision.reply.as_mut() {
+                                ok.ttl_expires_at = iso_ms(at);
+                            }
+                        }
+                        Err(RelayError::InvalidToken) => {
+                            write.durable = true;
+                            self.persist(write).await?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => self.persist(write).await?,
+            }
         }
         Ok(decision)
+    }
+
+    /// Uses up extension token `token`, then stores `write` (the room in the extended tier).
+    /// Of two rooms redeeming one token at once, the token store lets exactly one win. The token
+    /// is spent durably before the room's new expiry is stored, and put back if that store
+    /// fails, so an acknowledged extension always has its token spent and a failed one keeps it.
+    async fn redeem(&mut self, token: [u8; 32], write: Write) -> Result<(), RelayError> {
+        let Some(tokens) = self.shared.tokens.clone() else {
+            return Err(RelayError::MonetizationDisabled);
+        };
+        let now = self.shared.clock.now_ms();
+        let hold = match tokens.redeem(&token, now)? {
+            Redeemed::Won(hold) => hold,
+            Redeemed::Invalid => return Err(RelayError::InvalidToken),
+        };
+        let stored = match tokens.flush().await {
+            Ok(()) => self.persist(write).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = stored {
+            warn!(error = %e, "an extension could not be stored; its token is put back");
+            if let Err(e) = tokens.restore(hold) {
+                warn!(error = %e, "a token could not be put back");
+            } else if let Err(e) = tokens.flush().await {
+                warn!(error = %e, "a restored token could not be flushed");
+            }
+            return Err(e);
+        }
+        self.shared.metrics.extension();
+        Ok(())
     }
 
     /// Burns the room: the record is deleted durably, then `room_expired` goes to every socket,
@@ -461,6 +544,9 @@ impl RoomActor {
                 reason: "room_expired",
             });
         }
+        // Sockets open on the room's path that never joined go too (the spec: every socket
+        // of the room), so a page left waiting on a burned room learns of it.
+        self.shared.rooms.close_unjoined(&self.locator);
         self.shared.metrics.room_expired();
         Ok(())
     }
