@@ -194,13 +194,15 @@ async fn ask_relay(_: &Path, _: &Request) -> Result<Option<Reply>, RelayError> {
     Ok(None)
 }
 
-/// The relay's admin socket: serves requests until shutdown, then removes the socket file.
+/// The relay's admin socket, bound before the relay reports itself started (so a `tokens`
+/// command run right after start finds it). `None`, with a warning, when it cannot be made:
+/// then tokens can be minted only while the relay is stopped.
 #[cfg(unix)]
-pub(crate) async fn serve(shared: Arc<Shared>, tokens: TokenStore) {
+pub(crate) fn bind(data_dir: &Path) -> Option<tokio::net::UnixListener> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
-    let path = socket_path(&shared.config.data_dir);
-    let Some(dir) = path.parent() else { return };
+    let path = socket_path(data_dir);
+    let dir = path.parent()?;
     let made = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -208,18 +210,26 @@ pub(crate) async fn serve(shared: Arc<Shared>, tokens: TokenStore) {
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)));
     if let Err(e) = made {
         warn!(error = %e, "no admin socket (tokens can be minted only while the relay is stopped)");
-        return;
+        return None;
     }
     // This process holds the store's lock, so a socket file left here is a crashed relay's.
     let _ = std::fs::remove_file(&path);
-    let listener = match tokio::net::UnixListener::bind(&path) {
-        Ok(l) => l,
+    match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => Some(l),
         Err(e) => {
             warn!(error = %e, "no admin socket (tokens can be minted only while the relay is stopped)");
-            return;
+            None
         }
-    };
-    info!("admin socket ready for `stelgano-relay tokens`");
+    }
+}
+
+/// Serves the admin socket until shutdown, then removes the socket file.
+#[cfg(unix)]
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    tokens: TokenStore,
+    listener: tokio::net::UnixListener,
+) {
     loop {
         let accepted = tokio::select! {
             _ = shared.cancel.cancelled() => break,
@@ -241,11 +251,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, tokens: TokenStore) {
             }
         }
     }
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(socket_path(&shared.config.data_dir));
 }
 
 #[cfg(not(unix))]
-pub(crate) async fn serve(_: Arc<Shared>, _: TokenStore) {}
+pub(crate) fn bind(_: &Path) -> Option<()> {
+    None
+}
+
+#[cfg(not(unix))]
+pub(crate) async fn serve(_: Arc<Shared>, _: TokenStore, _: ()) {}
 
 #[cfg(unix)]
 async fn answer(

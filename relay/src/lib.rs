@@ -111,10 +111,11 @@ impl Relay {
                 "store format 1 migrated to format 2; the old files are deleted"
             );
         }
-        let tokens = if config.extension_tokens {
-            Some(TokenStore::open(&config.data_dir)?)
+        let (tokens, admin_socket) = if config.extension_tokens {
+            let tokens = TokenStore::open(&config.data_dir)?;
+            (Some(tokens), admin::bind(&config.data_dir))
         } else {
-            None
+            (None, None)
         };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -133,9 +134,11 @@ impl Relay {
         shared.tasks.spawn(sweeper::run(shared.clone()));
         shared.tasks.spawn(health::run(shared.clone()));
         if let Some(tokens) = &shared.tokens {
-            shared
-                .tasks
-                .spawn(admin::serve(shared.clone(), tokens.clone()));
+            if let Some(listener) = admin_socket {
+                shared
+                    .tasks
+                    .spawn(admin::serve(shared.clone(), tokens.clone(), listener));
+            }
             shared
                 .tasks
                 .spawn(admin::sweep(shared.clone(), tokens.clone()));

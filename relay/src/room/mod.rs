@@ -462,7 +462,10 @@ impl RoomActor {
                 // token is good, in the free tier otherwise (a join never fails over a token;
                 // `redeem_extension` is how a client learns that its token is bad).
                 Some(token) => {
-                    let extended = policy.extend(&write.record, input.now_ms);
+                    // Created straight into the extended tier: its life counts from now.
+                    let mut fresh = write.record.clone();
+                    fresh.ttl_expires_at_ms = input.now_ms;
+                    let extended = policy.extend(&fresh, input.now_ms);
                     let at = extended.ttl_expires_at_ms;
                     match self
                         .redeem(
