@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use stelgano_proto::client::{EditData, JoinData, MessageIdData, ResetPairingData, SendData};
-use stelgano_proto::server::{JoinOk, SendOk};
+use stelgano_proto::client::{
+    EditData, JoinData, MessageIdData, RedeemData, ResetPairingData, SendData,
+};
+use stelgano_proto::server::{JoinOk, SendOk, TtlOk};
 use stelgano_proto::{Broadcast, ClientEvent, MessagePayload};
 use subtle::ConstantTimeEq;
 
@@ -292,6 +294,23 @@ impl Room {
             }))
             .await?;
         Ok(())
+    }
+
+    /// Redeems an extension token (the 64-hex secret the operator handed out): the channel's
+    /// expiry moves by the relay's extended TTL. Returns the new expiry (ISO 8601). A relay
+    /// that takes no tokens answers `monetization_disabled`; an unknown or used token,
+    /// `invalid_token`.
+    pub async fn redeem(&mut self, secret: &str) -> Result<String, ClientError> {
+        let reply = self
+            .conn
+            .request(&ClientEvent::RedeemExtension(RedeemData {
+                extension_secret: Some(secret.trim().to_owned()),
+                country_iso: None,
+            }))
+            .await?;
+        let ok: TtlOk = parse_ok(reply, "redeem_extension")?;
+        self.info.ttl_expires_at.clone_from(&ok.ttl_expires_at);
+        Ok(ok.ttl_expires_at)
     }
 
     /// The next event, decrypted; `None` after [`Event::Closed`].

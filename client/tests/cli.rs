@@ -251,6 +251,54 @@ async fn exit_codes_scripts_rely_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeem_extends_the_channel_once_per_token() {
+    let relay = TestRelay::start_with(|c| c.extension_tokens = true).await;
+    let url = relay.url.clone();
+    paired(&url).await;
+    let tokens = stelgano_relay::admin::mint(relay.dir.path(), 1, 30)
+        .await
+        .unwrap();
+    let before = stelgano(&alice(), &url, &["status"], None).await;
+    before.ok();
+    let before: Value = serde_json::from_str(before.stdout.trim()).unwrap();
+    let env = [("STELGANO_TOKEN", tokens[0].as_str())];
+    let run = alice().run_env(&url, &["redeem"], None, &env).await;
+    assert_discreet(&alice(), &run);
+    run.ok();
+    assert!(run.stderr.contains("Extended"), "{run:?}");
+    assert!(!run.stdout.contains(&tokens[0]) && !run.stderr.contains(&tokens[0]));
+    let after = stelgano(&bob(), &url, &["status"], None).await;
+    after.ok();
+    let after: Value = serde_json::from_str(after.stdout.trim()).unwrap();
+    assert!(
+        after["ttl_expires_at"].as_str() > before["ttl_expires_at"].as_str(),
+        "{before} -> {after}"
+    );
+    // A used token: denied (exit 5).
+    let again = bob().run_env(&url, &["redeem"], None, &env).await;
+    assert_eq!(again.code, 5, "{again:?}");
+    assert!(again.stderr.contains("invalid_token"), "{again:?}");
+    relay.stop().await;
+
+    // A relay without tokens says so.
+    let relay = TestRelay::start().await;
+    paired(&relay.url).await;
+    let off = alice()
+        .run_env(
+            &relay.url,
+            &["redeem"],
+            None,
+            &[("STELGANO_TOKEN", &"a".repeat(64))],
+        )
+        .await;
+    assert!(
+        off.code != 0 && off.stderr.contains("monetization_disabled"),
+        "{off:?}"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_pairing_code_replaces_the_old_one() {
     let relay = TestRelay::start().await;
     let url = relay.url.clone();

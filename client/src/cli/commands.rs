@@ -28,6 +28,7 @@ pub(super) async fn dispatch(relay: &RelayUrl, command: Command) -> Result<(), F
         Command::Delete => delete(relay).await,
         Command::Status => status(relay).await,
         Command::Burn { yes } => burn(relay, yes).await,
+        Command::Redeem => redeem(relay).await,
         Command::Derive { code, show_key } => derive(code, show_key).await,
     }
 }
@@ -505,6 +506,17 @@ async fn status(relay: &RelayUrl) -> Result<(), Failure> {
     let out = serde_json::to_string(&json).map_err(|e| Failure::Plain(exit::ERROR, e.to_string()));
     room.close().await;
     println!("{}", out?);
+    Ok(())
+}
+
+async fn redeem(relay: &RelayUrl) -> Result<(), Failure> {
+    let identity = identity(false)?;
+    let token = secrets::token()?;
+    let mut room = open_existing(relay, identity).await?;
+    let result = room.redeem(&token).await;
+    room.close().await;
+    let until = result?;
+    eprintln!("Extended: the channel now expires at {until}.");
     Ok(())
 }
 

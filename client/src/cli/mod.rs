@@ -104,6 +104,9 @@ enum Command {
     Delete,
     /// Print the channel's state as one JSON object.
     Status,
+    /// Extend the channel's life with an extension token from the relay's operator (the token
+    /// from STELGANO_TOKEN or a hidden prompt, never a flag).
+    Redeem,
     /// Destroy the channel now, for both parties.
     Burn {
         /// Confirm: burning cannot be undone.
@@ -168,7 +171,8 @@ fn exit_code(e: &ClientError) -> u8 {
             | Reason::OtpInvalid
             | Reason::OtpRequired
             | Reason::InvalidSender
-            | Reason::InvalidAccess => exit::DENIED,
+            | Reason::InvalidAccess
+            | Reason::InvalidToken => exit::DENIED,
             Reason::Locked => exit::LOCKED,
             Reason::NotYourTurn | Reason::NotEditable | Reason::NotDeletable | Reason::NotFound => {
                 exit::NOT_YOUR_TURN

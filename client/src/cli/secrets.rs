@@ -77,3 +77,15 @@ pub fn pairing_code() -> Result<Zeroizing<String>, ClientError> {
     )
     .map_err(|e| no_terminal("pairing code", "--code", e))
 }
+
+pub const TOKEN_VAR: &str = "STELGANO_TOKEN";
+
+/// An extension token secret: from the environment, or typed hidden (it is a bearer secret).
+pub fn token() -> Result<Zeroizing<String>, ClientError> {
+    if let Some(t) = env(TOKEN_VAR)? {
+        return Ok(t);
+    }
+    rpassword::prompt_password("Extension token (hidden): ")
+        .map(Zeroizing::new)
+        .map_err(|e| no_terminal("extension token", TOKEN_VAR, e))
+}

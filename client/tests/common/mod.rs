@@ -11,13 +11,17 @@ use tokio::io::AsyncWriteExt;
 pub struct TestRelay {
     pub relay: stelgano_relay::Relay,
     pub url: String,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl TestRelay {
     pub async fn start() -> TestRelay {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut stelgano_relay::Config)) -> TestRelay {
         let dir = tempfile::tempdir().unwrap();
-        let relay = stelgano_relay::Relay::start(stelgano_relay::Config {
+        let mut config = stelgano_relay::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             // The spec's 500 ms time floor, off for fast tests.
@@ -27,15 +31,11 @@ impl TestRelay {
             upgrades_per_min: 100_000,
             room_creates_per_min: 100_000,
             ..stelgano_relay::Config::default()
-        })
-        .await
-        .unwrap();
+        };
+        tweak(&mut config);
+        let relay = stelgano_relay::Relay::start(config).await.unwrap();
         let url = format!("ws://{}", relay.local_addr());
-        TestRelay {
-            relay,
-            url,
-            _dir: dir,
-        }
+        TestRelay { relay, url, dir }
     }
 
     pub async fn stop(self) {
