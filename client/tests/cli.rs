@@ -277,7 +277,10 @@ async fn redeem_extends_the_channel_once_per_token() {
     // A used token: denied (exit 5).
     let again = bob().run_env(&url, &["redeem"], None, &env).await;
     assert_eq!(again.code, 5, "{again:?}");
-    assert!(again.stderr.contains("invalid or already used token"), "{again:?}");
+    assert!(
+        again.stderr.contains("invalid or already used token"),
+        "{again:?}"
+    );
     relay.stop().await;
 
     // A relay without tokens says so.

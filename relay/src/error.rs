@@ -54,6 +54,9 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A `Config` the relay cannot run with (`Relay::start`); never a network answer.
+    #[error("invalid setting {0}")]
+    Config(#[from] crate::config::ConfigError),
     /// Token administration (`stelgano-relay tokens`) failed; never a network answer.
     #[error("{0}")]
     Admin(String),
@@ -104,7 +107,8 @@ impl RelayError {
             | RelayError::StoreUnavailable
             | RelayError::Store(_)
             | RelayError::Io(_)
-            | RelayError::Admin(_) => Reason::InternalError,
+            | RelayError::Admin(_)
+            | RelayError::Config(_) => Reason::InternalError,
         };
         ErrorBody::new(reason)
     }
@@ -118,6 +122,7 @@ impl RelayError {
                 | RelayError::Store(_)
                 | RelayError::Io(_)
                 | RelayError::Admin(_)
+                | RelayError::Config(_)
         )
     }
 }

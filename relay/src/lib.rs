@@ -96,8 +96,10 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Opens the store (creating the data directory), binds the listener and starts serving.
+    /// Checks `config` ([`Config::validate`]), opens the store (creating the data directory),
+    /// binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Relay, RelayError> {
+        config.validate()?;
         let store = Store::open(
             &config.data_dir,
             &StoreConfig {

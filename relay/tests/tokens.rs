@@ -89,7 +89,10 @@ async fn a_minted_token_moves_the_ttl_to_a_whole_hour_once() {
     // A second token extends again, from the extended expiry.
     let again = redeem_ok(&mut p.pa, &secrets[1]).await;
     let at2 = iso(again["ok"]["ttl_expires_at"].as_str().unwrap());
-    assert!(at2 >= at + 365 * DAY - HOUR && at2.is_multiple_of(HOUR), "{again}");
+    assert!(
+        at2 >= at + 365 * DAY - HOUR && at2.is_multiple_of(HOUR),
+        "{again}"
+    );
 
     let c = admin::counts(relay.dir.path()).await.unwrap();
     assert_eq!((c.unused, c.redeemed), (1, 2));
