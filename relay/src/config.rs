@@ -76,6 +76,13 @@ pub struct Config {
 
     /// Set when the relay is served over TLS (directly or by a proxy): pages then carry HSTS.
     pub hsts: bool,
+
+    /// Serve Prometheus metrics at `/metrics` on the main listener to requests carrying
+    /// `Authorization: Bearer <this>` (others get 401). Also required on `metrics_listen`
+    /// when both are set. `None` and no `metrics_listen`: no metrics anywhere.
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` on this separate address too (e.g. loopback or a private network).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -106,6 +113,8 @@ impl Default for Config {
             join_deadline: Duration::from_secs(30),
             max_sockets_per_ip: 64,
             hsts: false,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -199,6 +208,15 @@ impl Config {
         ] {
             if d.is_zero() {
                 return Err(ConfigError::new(name, 0, "must be more than 0"));
+            }
+        }
+        if let Some(t) = &self.metrics_token {
+            if t.len() < 16 || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::new(
+                    "metrics_token",
+                    "<redacted>",
+                    "must be 16 to 256 printable ASCII characters without spaces",
+                ));
             }
         }
         if self.ping_interval > self.idle_timeout {
@@ -295,6 +313,13 @@ pub struct Settings {
     /// The relay is reached over TLS (directly or via a proxy): send HSTS on pages.
     #[arg(long, env = "STELGANO_HSTS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub hsts: Option<bool>,
+    /// Serve Prometheus metrics at /metrics to requests with `Authorization: Bearer TOKEN`
+    /// (16 or more characters; better given by environment or file than as a flag).
+    #[arg(long, env = "STELGANO_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Also serve /metrics on this address (and nothing else there).
+    #[arg(long, env = "STELGANO_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `a` overlaid with what `b` sets (each field: `b`'s if set, else `a`'s).
@@ -334,7 +359,9 @@ macro_rules! with_fields {
             ping_interval_secs,
             join_deadline_secs,
             max_sockets_per_ip,
-            hsts
+            hsts,
+            metrics_token,
+            metrics_listen
         )
     };
 }
@@ -386,6 +413,8 @@ impl Settings {
             join_deadline_secs: Some(c.join_deadline.as_secs()),
             max_sockets_per_ip: Some(c.max_sockets_per_ip),
             hsts: Some(c.hsts),
+            metrics_token: c.metrics_token.clone(),
+            metrics_listen: c.metrics_listen,
         }
     }
 
@@ -425,15 +454,20 @@ impl Settings {
             join_deadline: secs(self.join_deadline_secs, 1, d.join_deadline),
             max_sockets_per_ip: self.max_sockets_per_ip.unwrap_or(d.max_sockets_per_ip),
             hsts: self.hsts.unwrap_or(d.hsts),
+            metrics_token: self.metrics_token.clone().or(d.metrics_token),
+            metrics_listen: self.metrics_listen.or(d.metrics_listen),
         };
         c.validate()?;
         Ok(c)
     }
 
-    /// These settings as TOML (what `--print-config` shows). No setting is a secret today; one
-    /// that is (a token) is to be written as `"<redacted>"` here.
+    /// These settings as TOML (what `--print-config` shows), the metrics token redacted.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        let mut shown = self.clone();
+        if shown.metrics_token.is_some() {
+            shown.metrics_token = Some("<redacted>".into());
+        }
+        toml::to_string(&shown).unwrap_or_default()
     }
 }
 
@@ -503,5 +537,11 @@ mod tests {
         let text = s.to_toml();
         assert!(text.contains("lock_minutes = 30"), "{text}");
         assert_eq!(Settings::from_toml(&text).unwrap(), s);
+        let secret = Settings {
+            metrics_token: Some("a-very-secret-token".into()),
+            ..Settings::default()
+        };
+        assert!(!secret.to_toml().contains("a-very-secret"));
+        assert!(secret.to_toml().contains("<redacted>"));
     }
 }

@@ -461,7 +461,12 @@ impl Reader {
             otp,
         } = match check_join(&data) {
             Ok(hashes) => hashes,
-            Err(e) => return self.held_error(reference, deadline, e).await,
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .join(crate::metrics::JoinOutcome::invalid);
+                return self.held_error(reference, deadline, e).await;
+            }
         };
         // With tokens disabled a secret is ignored: the reference client sends a stored one on
         // every join, and its join must not fail over it.
@@ -496,7 +501,12 @@ impl Reader {
                 self.state = State::Joined { handle };
             }
             Ok((false, _)) => {}
-            Err(e) => self.held_error(reference, deadline, e).await,
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .join(crate::metrics::JoinOutcome::failed);
+                self.held_error(reference, deadline, e).await
+            }
         }
     }
 

@@ -42,7 +42,6 @@ pub mod sweeper;
 pub mod web;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +91,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct Relay {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
@@ -121,6 +121,14 @@ impl Relay {
         };
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             limits: ratelimit::Limiters::new(config.upgrades_per_min, config.room_creates_per_min),
             config,
@@ -135,6 +143,9 @@ impl Relay {
         shared.tasks.spawn(server::run(listener, shared.clone()));
         shared.tasks.spawn(sweeper::run(shared.clone()));
         shared.tasks.spawn(health::run(shared.clone()));
+        if let Some(l) = metrics_listener {
+            shared.tasks.spawn(server::run_metrics(l, shared.clone()));
+        }
         if let Some(tokens) = &shared.tokens {
             if let Some(listener) = admin_socket {
                 shared
@@ -146,12 +157,21 @@ impl Relay {
                 .spawn(admin::sweep(shared.clone(), tokens.clone()));
         }
         info!(%addr, rooms = shared.store.room_count(), "relay listening");
-        Ok(Relay { addr, shared })
+        Ok(Relay {
+            addr,
+            metrics_addr,
+            shared,
+        })
     }
 
     /// The address the relay listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the separate metrics listener, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The relay's store. For tests and tooling that inspect or fault it; not for serving.
@@ -190,14 +210,7 @@ impl Relay {
                 tracing::warn!(error = %e, "final token store flush failed");
             }
         }
-        let m = &self.shared.metrics;
-        info!(
-            connections = m.connections_total.load(Ordering::Relaxed),
-            messages = m.messages.load(Ordering::Relaxed),
-            rooms_expired = m.rooms_expired.load(Ordering::Relaxed),
-            slow_consumers = m.slow_consumers.load(Ordering::Relaxed),
-            extensions = m.extensions.load(Ordering::Relaxed),
-            "relay stopped"
-        );
+        let (connections, messages, rooms_expired) = self.shared.metrics.totals();
+        info!(connections, messages, rooms_expired, "relay stopped");
     }
 }

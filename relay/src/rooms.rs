@@ -236,7 +236,7 @@ impl Rooms {
         if removed {
             self.close_unjoined(locator);
             shared.store.flush().await?;
-            shared.metrics.room_expired();
+            shared.metrics.room_expired(crate::metrics::Expiry::ttl);
         }
         Ok(removed)
     }

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
+use crate::metrics::Limit;
 use crate::Shared;
 
 type Body = Full<Bytes>;
@@ -113,6 +114,8 @@ fn route(
             .body(Body::default())
             .unwrap_or_default(),
         ["api", "config"] if get => api_config(&shared),
+        // On the public listener only with a token: otherwise there is no such page.
+        ["metrics"] if get && shared.config.metrics_token.is_some() => metrics(&req, &shared),
         // The reference client's page-step beacons: answered, and nothing is recorded.
         ["api", "funnel"] if req.method() == Method::POST => {
             let mut r = Response::new(Body::default());
@@ -168,11 +171,100 @@ fn api_config(shared: &Shared) -> Response<Body> {
     r
 }
 
+/// `GET /metrics`: the Prometheus text exposition, to a request with the right bearer token
+/// when one is configured (401 otherwise). The token is compared as SHA-256 digests in constant
+/// time, so neither its length nor a matching prefix shows in the timing.
+fn metrics(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+    if let Some(token) = &shared.config.metrics_token {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let (a, b) = (
+            Sha256::digest(given.as_bytes()),
+            Sha256::digest(token.as_bytes()),
+        );
+        if !bool::from(a.ct_eq(&b)) {
+            let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    let text = shared.metrics.encode(crate::metrics::Snapshot {
+        live_rooms: shared.rooms.live(),
+        parked_rooms: shared.rooms.parked(),
+        stored_rooms: shared.store.room_count(),
+        store_healthy: shared.store.is_healthy(),
+    });
+    let mut r = respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        "",
+    );
+    *r.body_mut() = Body::new(Bytes::from(text));
+    r
+}
+
+/// The separate metrics listener (`--metrics-listen`): `/metrics` and nothing else, a few
+/// connections at a time, until shutdown.
+pub(crate) async fn run_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    let permits = Arc::new(Semaphore::new(8));
+    loop {
+        let permit = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let svc_shared = shared.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let shared = svc_shared.clone();
+            async move {
+                let r = if req.uri().path() == "/metrics" && req.method() == Method::GET {
+                    metrics(&req, &shared)
+                } else {
+                    plain(StatusCode::NOT_FOUND, "not found")
+                };
+                Ok::<_, Infallible>(r)
+            }
+        });
+        let timeout = shared.config.handshake_timeout;
+        let cancel = shared.cancel.clone();
+        shared.tasks.spawn(async move {
+            let _permit = permit;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
 fn exists(hash: &str, ip: IpAddr, shared: &Shared) -> Response<Body> {
     let Some(key) = hex64(hash) else {
         return json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_room_hash"}"#);
     };
     if let Err(wait) = shared.limits.allow_lookup(ip) {
+        shared.metrics.refused(Limit::lookup);
         return too_many(wait);
     }
     let now = shared.clock.now_ms();
@@ -226,9 +318,11 @@ fn upgrade(
         .open_socket(ip, shared.config.max_sockets_per_ip)
     else {
         debug!("upgrade refused: the client has too many sockets open");
+        shared.metrics.refused(Limit::sockets_per_ip);
         return too_many(shared.config.join_deadline);
     };
     if let Err(wait) = shared.limits.allow_upgrade(ip) {
+        shared.metrics.refused(Limit::upgrade);
         return too_many(wait);
     }
     // Taken before fastwebsockets builds the reply: the relay wants the raw upgraded socket

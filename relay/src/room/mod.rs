@@ -31,6 +31,7 @@ pub use self::core::Op;
 pub use self::core::Otp;
 use self::core::{Effect, JoinDecision, JoinInput, Message, RoomCore, Skip, Write, NEVER_MS};
 use crate::error::RelayError;
+use crate::metrics::{Expiry, JoinOutcome, Limit, StoreOp};
 use crate::outbox::{Outbound, Outbox, Refused};
 use crate::Shared;
 use stelgano_proto::check::iso_ms;
@@ -242,9 +243,13 @@ impl RoomActor {
     /// the core. On failure the core keeps what it had.
     async fn persist(&mut self, write: Write) -> Result<(), RelayError> {
         let stored = async {
+            let t = std::time::Instant::now();
             self.shared.store.put(&self.keys, &write.record)?;
+            self.shared.metrics.store(StoreOp::write, t.elapsed());
             if write.durable {
+                let t = std::time::Instant::now();
                 self.shared.store.flush().await?;
+                self.shared.metrics.store(StoreOp::flush, t.elapsed());
             }
             Ok::<(), RelayError>(())
         }
@@ -388,15 +393,30 @@ impl RoomActor {
     /// Decides a join and does its I/O. Every branch writes exactly one reply frame to the
     /// socket, held to the request's deadline, and returns whether the socket joined.
     async fn join(&mut self, req: JoinRequest) -> bool {
-        let JoinDecision {
-            reply,
-            seat,
-            paired,
-            ..
-        } = match self.decide_join(&req).await {
-            Ok(decision) => decision,
-            Err(e) => JoinDecision::refuse(e, None),
+        let (
+            JoinDecision {
+                reply,
+                seat,
+                paired,
+                ..
+            },
+            created,
+        ) = match self.decide_join(&req).await {
+            Ok(decided) => decided,
+            Err(e) => (JoinDecision::refuse(e, None), false),
         };
+        self.shared.metrics.join(match &reply {
+            Ok(_) if created => JoinOutcome::created,
+            Ok(_) if paired => JoinOutcome::paired,
+            Ok(_) => JoinOutcome::rejoined,
+            Err(RelayError::Unauthorized { .. }) => JoinOutcome::wrong_pin,
+            Err(RelayError::OtpInvalid { .. }) => JoinOutcome::wrong_code,
+            Err(RelayError::OtpRequired) => JoinOutcome::code_required,
+            Err(RelayError::Locked { .. }) => JoinOutcome::locked,
+            Err(RelayError::RateLimited) => JoinOutcome::rate_limited,
+            Err(RelayError::InvalidSender | RelayError::InvalidAccess) => JoinOutcome::invalid,
+            Err(_) => JoinOutcome::failed,
+        });
         let reference = req.reference.as_deref();
         let frame = match reply {
             Ok(ok) => reference.map(|r| reply_ok(r, &ok)),
@@ -429,10 +449,12 @@ impl RoomActor {
     }
 
     /// Decides a join and persists what it changed; the returned decision's write is done.
-    async fn decide_join(&mut self, req: &JoinRequest) -> Result<JoinDecision, RelayError> {
+    /// Also says whether the join created the room.
+    async fn decide_join(&mut self, req: &JoinRequest) -> Result<(JoinDecision, bool), RelayError> {
         if self.members.len() >= self.shared.config.max_sockets_per_room
             && !self.members.iter().any(|m| m.conn == req.conn)
         {
+            self.shared.metrics.refused(Limit::sockets_per_room);
             return Err(RelayError::RateLimited);
         }
         self.ready()?;
@@ -449,13 +471,30 @@ impl RoomActor {
             now_ms: self.shared.clock.now_ms(),
         };
         let limits = &self.shared.limits;
+        let metrics = &self.shared.metrics;
         let policy = self.shared.room_policy();
+        let created = self.core.record().is_none();
         let mut decision = self.core.decide_join(
             &input,
             &policy,
-            &mut || limits.allow_create(req.ip),
+            &mut || {
+                let allowed = limits.allow_create(req.ip);
+                if !allowed {
+                    metrics.refused(Limit::create);
+                }
+                allowed
+            },
             &mut core::random_room_id,
         );
+        let created = created && decision.reply.is_ok();
+        if let (Some(old), Some(write)) = (self.core.record(), decision.write.as_ref()) {
+            let new = &write.record;
+            if new.guesses.locked_until_ms > old.guesses.locked_until_ms
+                || new.pairing.locked_until_ms > old.pairing.locked_until_ms
+            {
+                self.shared.metrics.lock();
+            }
+        }
         if let Some(mut write) = decision.write.take() {
             match decision.extension {
                 // A creating join with a token: the room starts in the extended tier if the
@@ -492,7 +531,7 @@ impl RoomActor {
                 None => self.persist(write).await?,
             }
         }
-        Ok(decision)
+        Ok((decision, created))
     }
 
     /// Uses up extension token `token`, then stores `write` (the room in the extended tier).
@@ -528,8 +567,17 @@ impl RoomActor {
     /// Burns the room: the record is deleted durably, then `room_expired` goes to every socket,
     /// then (for `expire_room`) the requester's `ok`, then close 1000 `room_expired` to all.
     async fn expire(&mut self, requester: Option<(u64, Option<String>)>) -> Result<(), RelayError> {
+        let t = std::time::Instant::now();
         self.shared.store.remove(&self.locator)?;
+        self.shared.metrics.store(StoreOp::write, t.elapsed());
+        let t = std::time::Instant::now();
         self.shared.store.flush().await?;
+        self.shared.metrics.store(StoreOp::flush, t.elapsed());
+        let cause = if requester.is_some() {
+            Expiry::burned
+        } else {
+            Expiry::ttl
+        };
         self.core.burn();
         let frame = Bytes::from(Broadcast::RoomExpired {}.encode());
         self.broadcast(&frame, Skip::Nobody);
@@ -550,7 +598,7 @@ impl RoomActor {
         // Sockets open on the room's path that never joined go too (the spec: every socket
         // of the room), so a page left waiting on a burned room learns of it.
         self.shared.rooms.close_unjoined(&self.locator);
-        self.shared.metrics.room_expired();
+        self.shared.metrics.room_expired(cause);
         Ok(())
     }
 
