@@ -205,6 +205,39 @@ impl Default for Metrics {
             "Open file descriptors",
             m.open_fds.clone(),
         );
+        // Every label value starts at 0, so each series exists from the first scrape and a
+        // `rate()` over it works before the first event.
+        use JoinOutcome as J;
+        for outcome in [
+            J::created,
+            J::rejoined,
+            J::paired,
+            J::wrong_pin,
+            J::wrong_code,
+            J::code_required,
+            J::locked,
+            J::rate_limited,
+            J::invalid,
+            J::failed,
+        ] {
+            m.joins.get_or_create(&OutcomeLabel { outcome });
+        }
+        use Limit as L;
+        for limit in [
+            L::upgrade,
+            L::lookup,
+            L::create,
+            L::sockets_per_ip,
+            L::sockets_per_room,
+        ] {
+            m.refused.get_or_create(&LimitLabel { limit });
+        }
+        for cause in [Expiry::burned, Expiry::ttl] {
+            m.expiries.get_or_create(&CauseLabel { cause });
+        }
+        for op in [StoreOp::write, StoreOp::flush] {
+            m.store_latency.get_or_create(&OpLabel { op });
+        }
         Metrics { registry, ..m }
     }
 }

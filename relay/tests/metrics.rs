@@ -106,6 +106,28 @@ async fn metrics_count_real_traffic_and_carry_no_hash_or_address() {
         }
         assert!(!b.contains(TOKEN));
     }
+    // Every series the shipped dashboard and the documented alerts query exists.
+    let docs = [
+        include_str!("../../docs/grafana-dashboard.json"),
+        include_str!("../../docs/OPERATIONS.md"),
+    ];
+    for doc in docs {
+        for name in doc
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("stelgano_") && *w != "stelgano_relay")
+        {
+            // A family with no sample yet still has its HELP line.
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_count")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_total");
+            assert!(
+                body.contains(&format!("# HELP {base} ")),
+                "the docs query {name}, which the relay does not export"
+            );
+        }
+    }
     relay.shutdown().await;
 }
 
