@@ -220,7 +220,7 @@ impl Default for Metrics {
             J::invalid,
             J::failed,
         ] {
-            m.joins.get_or_create(&OutcomeLabel { outcome });
+            drop(m.joins.get_or_create(&OutcomeLabel { outcome }));
         }
         use Limit as L;
         for limit in [
@@ -230,13 +230,13 @@ impl Default for Metrics {
             L::sockets_per_ip,
             L::sockets_per_room,
         ] {
-            m.refused.get_or_create(&LimitLabel { limit });
+            drop(m.refused.get_or_create(&LimitLabel { limit }));
         }
         for cause in [Expiry::burned, Expiry::ttl] {
-            m.expiries.get_or_create(&CauseLabel { cause });
+            drop(m.expiries.get_or_create(&CauseLabel { cause }));
         }
         for op in [StoreOp::write, StoreOp::flush] {
-            m.store_latency.get_or_create(&OpLabel { op });
+            drop(m.store_latency.get_or_create(&OpLabel { op }));
         }
         Metrics { registry, ..m }
     }
