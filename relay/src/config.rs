@@ -8,7 +8,8 @@ use stelgano_proto::limits;
 
 /// Everything an operator can tune. `Config::default()` is what `stelgano-relay` runs with when no
 /// flag is given; the binary maps each flag (and `STELGANO_<FLAG>` env var) onto one field.
-#[derive(Debug, Clone)]
+/// `Debug` shows the settings with the metrics token redacted.
+#[derive(Clone)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -116,6 +117,16 @@ impl Default for Config {
             metrics_token: None,
             metrics_listen: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = Settings::from_config(self);
+        if shown.metrics_token.is_some() {
+            shown.metrics_token = Some("<redacted>".into());
+        }
+        f.debug_tuple("Config").field(&shown).finish()
     }
 }
 
@@ -543,5 +554,10 @@ mod tests {
         };
         assert!(!secret.to_toml().contains("a-very-secret"));
         assert!(secret.to_toml().contains("<redacted>"));
+        let config = Config {
+            metrics_token: Some("a-very-secret-token".into()),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("a-very-secret"));
     }
 }
