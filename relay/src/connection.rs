@@ -30,7 +30,7 @@ use tracing::{debug, trace};
 use crate::error::RelayError;
 use crate::frames::{self, FrameReader, Next, OpCode};
 use crate::outbox::Outbound;
-use crate::outbox::{self, Gate, Liveness, Outbox};
+use crate::outbox::{self, Gate, Liveness, Outbox, WriteIo};
 use crate::ratelimit::SocketSlot;
 use crate::room::{Command, JoinRequest, Op, OpRequest, Otp, RoomHandle};
 use crate::rooms::SEND_TIMEOUT;
@@ -76,29 +76,68 @@ pub(crate) async fn serve(
             return;
         }
     };
-    // The relay only listens on TCP, so this always succeeds; the socket itself is what lets
-    // the room write to it without a task in between (see `outbox`).
-    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => parts,
-        Err(_) => {
-            debug!("upgraded connection is not a TCP stream");
-            return;
+    // The socket itself is what lets the room write to it without a task in between (see
+    // `outbox`). On the relay's own listener, and in a host server that serves plain TCP with
+    // hyper directly, the upgraded connection is that TCP socket.
+    let (source, write) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let (read, write) = parts.io.into_inner().into_split();
+            // What hyper read past the handshake (often the client's first frame) is a view into
+            // hyper's whole read buffer: only a copy is kept, and the view is dropped now rather
+            // than at the end of this function, which lives as long as the socket.
+            let early = if parts.read_buf.is_empty() {
+                Bytes::new()
+            } else {
+                Bytes::copy_from_slice(&parts.read_buf)
+            };
+            drop(parts.read_buf);
+            let source = Source {
+                early,
+                io: ReadIo::Tcp(read),
+            };
+            (source, WriteIo::Tcp(write))
         }
+        // A host server's own connection type (its TLS, or a wrapper such as hyper-util's
+        // protocol sniffing): bridged to a Unix socket pair by one copying task, so the rest of
+        // the relay still writes to a socket.
+        Err(upgraded) => match bridge(upgraded, &shared) {
+            Some(halves) => halves,
+            None => return,
+        },
     };
-    let (read, write) = parts.io.into_inner().into_split();
-    // What hyper read past the handshake (often the client's first frame) is a view into hyper's
-    // whole read buffer: only a copy is kept, and the view is dropped now rather than at the end
-    // of this function, which lives as long as the socket.
-    let early = if parts.read_buf.is_empty() {
-        Bytes::new()
-    } else {
-        Bytes::copy_from_slice(&parts.read_buf)
-    };
-    drop(parts.read_buf);
-    let source = Source { early, io: read };
     // The session runs in its own allocation, sized for what a live socket holds, instead of
     // inside this future, whose layout also has room for the handshake's state.
     Box::pin(session(shared, keys, ip, source, Outbox::new(write))).await;
+}
+
+/// Connects an upgraded connection of any type to one end of a Unix socket pair and returns the
+/// other end's halves. The copying task ends when either side closes.
+#[cfg(unix)]
+fn bridge(upgraded: hyper::upgrade::Upgraded, shared: &Shared) -> Option<(Source, WriteIo)> {
+    let (near, far) = match tokio::net::UnixStream::pair() {
+        Ok(pair) => pair,
+        Err(e) => {
+            debug!(error = %e, "no socket pair for an embedded websocket");
+            return None;
+        }
+    };
+    shared.tasks.spawn(async move {
+        let mut client = TokioIo::new(upgraded);
+        let mut far = far;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut far).await;
+    });
+    let (read, write) = near.into_split();
+    let source = Source {
+        early: Bytes::new(),
+        io: ReadIo::Unix(read),
+    };
+    Some((source, WriteIo::Unix(write)))
+}
+
+#[cfg(not(unix))]
+fn bridge(_: hyper::upgrade::Upgraded, _: &Shared) -> Option<(Source, WriteIo)> {
+    debug!("upgraded connection is not a TCP stream");
+    None
 }
 
 async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source, out: Outbox) {
@@ -164,7 +203,14 @@ enum Ending {
 /// The socket's read side: bytes hyper read past the handshake (if any), then the socket.
 struct Source {
     early: Bytes,
-    io: OwnedReadHalf,
+    io: ReadIo,
+}
+
+/// The read half of the socket (see `outbox::WriteIo`).
+enum ReadIo {
+    Tcp(OwnedReadHalf),
+    #[cfg(unix)]
+    Unix(tokio::net::unix::OwnedReadHalf),
 }
 
 impl tokio::io::AsyncRead for Source {
@@ -179,7 +225,11 @@ impl tokio::io::AsyncRead for Source {
             buf.put_slice(&head);
             return std::task::Poll::Ready(Ok(()));
         }
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        match &mut self.io {
+            ReadIo::Tcp(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            #[cfg(unix)]
+            ReadIo::Unix(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+        }
     }
 }
 

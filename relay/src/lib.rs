@@ -54,6 +54,7 @@ use tracing::info;
 pub use clock::Clock;
 pub use config::Config;
 pub use error::RelayError;
+pub use server::{ClientAddr, RelayService};
 
 /// What every task of one relay shares.
 #[derive(Debug)]
@@ -91,14 +92,79 @@ impl Shared {
 #[derive(Debug)]
 pub struct Relay {
     addr: SocketAddr,
+    embedded: Embedded,
+}
+
+impl Relay {
+    /// Checks `config` ([`Config::validate`]), binds the listener, opens the store (creating the
+    /// data directory) and starts serving.
+    pub async fn start(config: Config) -> Result<Relay, RelayError> {
+        config.validate()?;
+        // Bound first: a port in use fails before the store is touched.
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let embedded = Embedded::start(config).await?;
+        let shared = embedded.shared.clone();
+        shared.tasks.spawn(server::run(listener, shared.clone()));
+        info!(%addr, rooms = shared.store.room_count(), "relay listening");
+        Ok(Relay { addr, embedded })
+    }
+
+    /// The address the relay listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address of the separate metrics listener, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.embedded.metrics_addr
+    }
+
+    /// The relay's store. For tests and tooling that inspect or fault it; not for serving.
+    #[doc(hidden)]
+    pub fn store(&self) -> &Store {
+        &self.embedded.shared.store
+    }
+
+    /// Number of live room actors (rooms with an open socket or a message).
+    pub fn live_rooms(&self) -> usize {
+        self.embedded.shared.rooms.live()
+    }
+
+    /// Number of dead-drop rooms: holding a message with no socket open and no actor running.
+    pub fn parked_rooms(&self) -> usize {
+        self.embedded.shared.rooms.parked()
+    }
+
+    /// Graceful shutdown: stop accepting, close every socket with 1001, stop the room actors (their
+    /// messages are gone, by design), and flush the store.
+    pub async fn shutdown(self) {
+        self.embedded.shutdown().await;
+    }
+}
+
+/// A relay without a listener of its own, for mounting inside a host's HTTP server: its store,
+/// room actors, sweeper, health checks (and, if configured, token admin socket and metrics
+/// listener) run; requests reach it through [`Embedded::service`]. `config.listen` is not used.
+///
+/// ```no_run
+/// # async fn host() -> Result<(), stelgano_relay::RelayError> {
+/// let relay = stelgano_relay::Embedded::start(stelgano_relay::Config::default()).await?;
+/// let service = relay.service("/stelgano"); // a tower::Service; mount it in axum or hyper
+/// # drop(service);
+/// relay.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Embedded {
     metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
-impl Relay {
-    /// Checks `config` ([`Config::validate`]), opens the store (creating the data directory),
-    /// binds the listener and starts serving.
-    pub async fn start(config: Config) -> Result<Relay, RelayError> {
+impl Embedded {
+    /// Checks `config`, opens the store (creating the data directory) and starts the relay's
+    /// background work.
+    pub async fn start(config: Config) -> Result<Embedded, RelayError> {
         config.validate()?;
         let store = Store::open(
             &config.data_dir,
@@ -119,8 +185,6 @@ impl Relay {
         } else {
             (None, None)
         };
-        let listener = TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
         let metrics_listener = match config.metrics_listen {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
@@ -140,7 +204,6 @@ impl Relay {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        shared.tasks.spawn(server::run(listener, shared.clone()));
         shared.tasks.spawn(sweeper::run(shared.clone()));
         shared.tasks.spawn(health::run(shared.clone()));
         if let Some(l) = metrics_listener {
@@ -156,17 +219,17 @@ impl Relay {
                 .tasks
                 .spawn(admin::sweep(shared.clone(), tokens.clone()));
         }
-        info!(%addr, rooms = shared.store.room_count(), "relay listening");
-        Ok(Relay {
-            addr,
+        Ok(Embedded {
             metrics_addr,
             shared,
         })
     }
 
-    /// The address the relay listens on (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+    /// The relay as a `tower` service answering every path below `prefix` (e.g. `"/stelgano"`;
+    /// `""` for the whole site). Put each client's address in the request's extensions as
+    /// [`ClientAddr`] so the per-IP limits work. Cheap to clone.
+    pub fn service(&self, prefix: &str) -> RelayService {
+        RelayService::new(self.shared.clone(), prefix)
     }
 
     /// The address of the separate metrics listener, when `metrics_listen` is set.
@@ -174,24 +237,8 @@ impl Relay {
         self.metrics_addr
     }
 
-    /// The relay's store. For tests and tooling that inspect or fault it; not for serving.
-    #[doc(hidden)]
-    pub fn store(&self) -> &Store {
-        &self.shared.store
-    }
-
-    /// Number of live room actors (rooms with an open socket or a message).
-    pub fn live_rooms(&self) -> usize {
-        self.shared.rooms.live()
-    }
-
-    /// Number of dead-drop rooms: holding a message with no socket open and no actor running.
-    pub fn parked_rooms(&self) -> usize {
-        self.shared.rooms.parked()
-    }
-
-    /// Graceful shutdown: stop accepting, close every socket with 1001, stop the room actors (their
-    /// messages are gone, by design), and flush the store.
+    /// Graceful shutdown: close every socket with 1001, stop the room actors (their messages are
+    /// gone, by design), and flush the store. Requests that still arrive get errors.
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
         self.shared.rooms.stop_all();

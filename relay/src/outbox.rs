@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
@@ -96,9 +95,59 @@ struct Queue {
     phase: Phase,
 }
 
+/// The write half of the socket a WebSocket runs on: the client's own TCP connection, or (when
+/// a host server hands over an upgraded connection that is not plain TCP, e.g. its own TLS)
+/// one end of a Unix socket pair bridged to it (see `connection::serve`). Both take
+/// non-blocking writes from any thread, which is what lets the room write without a task.
+#[derive(Debug)]
+pub enum WriteIo {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    #[cfg(unix)]
+    Unix(tokio::net::unix::OwnedWriteHalf),
+}
+
+impl WriteIo {
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            WriteIo::Tcp(w) => w.try_write_vectored(bufs),
+            #[cfg(unix)]
+            WriteIo::Unix(w) => w.try_write_vectored(bufs),
+        }
+    }
+
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            WriteIo::Tcp(w) => w.try_write(buf),
+            #[cfg(unix)]
+            WriteIo::Unix(w) => w.try_write(buf),
+        }
+    }
+
+    async fn writable(&self) -> io::Result<()> {
+        match self {
+            WriteIo::Tcp(w) => w.writable().await,
+            #[cfg(unix)]
+            WriteIo::Unix(w) => w.writable().await,
+        }
+    }
+
+    /// Shuts the write direction (the peer reads end-of-stream after our close frame).
+    fn shutdown_write(&self) {
+        let _ = match self {
+            WriteIo::Tcp(w) => {
+                socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            #[cfg(unix)]
+            WriteIo::Unix(w) => {
+                socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+        };
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    io: OwnedWriteHalf,
+    io: WriteIo,
     queue: Mutex<Queue>,
     /// Wakes the writer task (work queued, or the socket is to close).
     work: Notify,
@@ -147,7 +196,7 @@ impl Gate {
 }
 
 impl Outbox {
-    pub fn new(io: OwnedWriteHalf) -> Outbox {
+    pub fn new(io: WriteIo) -> Outbox {
         Outbox(Arc::new(Inner {
             io,
             queue: Mutex::new(Queue {
@@ -381,7 +430,7 @@ impl<'a> Encoded<'a> {
 
 /// One non-blocking vectored write of the whole item. `Ok(None)`: all sent; `Ok(Some(rest))`:
 /// the kernel took only part (or nothing) and `rest` is what is left.
-fn write_direct(io: &OwnedWriteHalf, item: &Outbound) -> io::Result<Option<Vec<u8>>> {
+fn write_direct(io: &WriteIo, item: &Outbound) -> io::Result<Option<Vec<u8>>> {
     let enc = Encoded::of(item);
     let (all, count) = enc.slices();
     let slices = &all[..count];
@@ -408,7 +457,7 @@ fn write_direct(io: &OwnedWriteHalf, item: &Outbound) -> io::Result<Option<Vec<u
 }
 
 /// Writes all of `buf`, waiting for the socket as needed, within [`WRITE_TIMEOUT`].
-async fn write_all(io: &OwnedWriteHalf, buf: &[u8]) -> io::Result<()> {
+async fn write_all(io: &WriteIo, buf: &[u8]) -> io::Result<()> {
     let work = async {
         let mut off = 0;
         while off < buf.len() {
@@ -479,7 +528,7 @@ pub async fn run_writer(outbox: Outbox, shutdown: CancellationToken, live: Liven
     // Anyone waiting for room learns the socket is gone.
     inner.space.notify_one();
     // The client reads our close (or learns the connection is over) from the FIN.
-    let _ = socket2::SockRef::from(inner.io.as_ref()).shutdown(std::net::Shutdown::Write);
+    inner.io.shutdown_write();
 }
 
 /// Sends everything queued, in order. `false` once the socket is finished.

@@ -69,7 +69,10 @@ async fn serve_http(
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
         let permit = svc_permit.clone();
-        async move { Ok::<_, Infallible>(route(req, peer, shared, permit)) }
+        async move {
+            let path = req.uri().path().to_owned();
+            Ok::<_, Infallible>(route(req, &path, "", peer, shared, permit))
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -90,13 +93,18 @@ async fn serve_http(
     }
 }
 
-fn route(
-    req: Request<Incoming>,
+/// Answers one request. `path` is the request's path below the relay's mount point and
+/// `prefix` that mount point ("" on the relay's own listener), for the few answers that name a
+/// URL of the relay's own.
+fn route<B>(
+    req: Request<B>,
+    path: &str,
+    prefix: &str,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: Permit,
 ) -> Response<Body> {
-    let path = req.uri().path().to_owned();
+    let _ = prefix;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     match segments.as_slice() {
@@ -147,7 +155,7 @@ fn route(
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
-        _ if get => crate::web::serve(&path, shared.config.hsts)
+        _ if get => crate::web::serve(path, shared.config.hsts)
             .unwrap_or_else(|| plain(StatusCode::NOT_FOUND, "not found")),
         _ => plain(StatusCode::NOT_FOUND, "not found"),
     }
@@ -174,7 +182,7 @@ fn api_config(shared: &Shared) -> Response<Body> {
 /// `GET /metrics`: the Prometheus text exposition, to a request with the right bearer token
 /// when one is configured (401 otherwise). The token is compared as SHA-256 digests in constant
 /// time, so neither its length nor a matching prefix shows in the timing.
-fn metrics(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+fn metrics<B>(req: &Request<B>, shared: &Shared) -> Response<Body> {
     if let Some(token) = &shared.config.metrics_token {
         use sha2::{Digest, Sha256};
         use subtle::ConstantTimeEq;
@@ -291,8 +299,8 @@ fn exists(hash: &str, ip: IpAddr, shared: &Shared) -> Response<Body> {
     }
 }
 
-fn upgrade(
-    mut req: Request<Incoming>,
+fn upgrade<B>(
+    mut req: Request<B>,
     hash: &str,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -349,7 +357,7 @@ fn upgrade(
 
 /// The client's address for rate limits: the TCP peer, or (only when the operator trusts a proxy
 /// in front) the last `X-Forwarded-For` hop, which is the one that proxy appended.
-fn client_ip(req: &Request<Incoming>, peer: SocketAddr, shared: &Shared) -> IpAddr {
+fn client_ip<B>(req: &Request<B>, peer: SocketAddr, shared: &Shared) -> IpAddr {
     if shared.config.trust_forwarded_for {
         let forwarded = req
             .headers()
@@ -398,4 +406,78 @@ fn respond(status: StatusCode, content_type: &'static str, body: &'static str) -
         HeaderValue::from_static("no-referrer"),
     );
     r
+}
+
+/// The client's address, for a host server that mounts the relay ([`RelayService`]) to put in
+/// each request's extensions: the relay's per-IP limits count against it. Without it (and
+/// without `trust_forwarded_for`), every client of the host shares one budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The relay as a `tower` service, for mounting under `prefix` in a host's own HTTP server (see
+/// docs/EMBEDDING.md). It answers every path below the prefix: the pages of the browser client,
+/// `/api/…`, the room WebSockets (upgraded through the host's server), `/healthz`. A request
+/// for the bare prefix is redirected to the prefix with a slash, so the pages' relative URLs
+/// resolve below it; any other path gets 404. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RelayService {
+    shared: Arc<Shared>,
+    prefix: Arc<str>,
+}
+
+impl RelayService {
+    pub(crate) fn new(shared: Arc<Shared>, prefix: &str) -> RelayService {
+        RelayService {
+            shared,
+            prefix: Arc::from(prefix.trim_end_matches('/')),
+        }
+    }
+
+    /// Answers one request (what `call` does).
+    pub fn handle<B>(&self, req: Request<B>) -> Response<Body> {
+        let full = req.uri().path();
+        let prefix = &*self.prefix;
+        let path = if prefix.is_empty() {
+            full.to_owned()
+        } else if full == prefix {
+            let mut location = format!("{prefix}/");
+            if let Some(q) = req.uri().query() {
+                location.push('?');
+                location.push_str(q);
+            }
+            let mut r = plain(StatusCode::PERMANENT_REDIRECT, "moved");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
+        } else if let Some(rest) = full.strip_prefix(prefix).filter(|r| r.starts_with('/')) {
+            rest.to_owned()
+        } else {
+            return plain(StatusCode::NOT_FOUND, "not found");
+        };
+        let peer = req
+            .extensions()
+            .get::<ClientAddr>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |a| a.0);
+        // The host's server owns the connection and its limits; no permit of ours is held.
+        let permit: Permit = Arc::new(Mutex::new(None));
+        route(req, &path, prefix, peer, self.shared.clone(), permit)
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for RelayService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        std::future::ready(Ok(self.handle(req)))
+    }
 }

@@ -1,0 +1,149 @@
+//! The relay mounted in a host's axum site under `/stelgano`, as docs/EMBEDDING.md and
+//! `examples/embed_axum.rs` show: the host's own route keeps working, the relay's pages and API
+//! answer below the prefix, and a whole room (create, pair, message, read, burn) runs through
+//! it with the Rust client, its WebSockets upgraded by the host's server.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod helpers;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use helpers::{header, raw_http};
+use stelgano_client::crypto::{self, Identity};
+use stelgano_client::http::room_exists;
+use stelgano_client::{Client, Event, JoinOptions, RelayUrl, Room};
+use stelgano_relay::{ClientAddr, Embedded};
+
+async fn client_addr(
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    req.extensions_mut().insert(ClientAddr(addr));
+    next.run(req).await
+}
+
+/// A host site on 127.0.0.1:0 with the relay under /stelgano; returns its address.
+async fn host(relay: &Embedded) -> SocketAddr {
+    let s = relay.service("/stelgano");
+    let app = Router::new()
+        .route("/", get(|| async { "the host's own page" }))
+        .route_service("/stelgano", s.clone())
+        .route_service("/stelgano/", s.clone())
+        .route_service("/stelgano/{*rest}", s)
+        .layer(middleware::from_fn(client_addr));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+async fn next(room: &mut Room) -> Event {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), room.next_event())
+            .await
+            .expect("no event within 10 s")
+            .expect("the event stream ended");
+        if e != Event::Typing {
+            return e;
+        }
+    }
+}
+
+fn get_req(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_room_runs_through_a_host_site_under_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Embedded::start(common::test_config(&dir)).await.unwrap();
+    let addr = host(&relay).await;
+
+    // The host's own route, the prefix's redirect, the relay's pages and API below it.
+    let (status, _, body) = raw_http(addr, &get_req("/")).await;
+    assert_eq!((status, body.as_str()), (200, "the host's own page"));
+    let (status, head, _) = raw_http(addr, &get_req("/stelgano?x=1")).await;
+    assert_eq!(status, 308);
+    assert_eq!(header(&head, "location"), Some("/stelgano/?x=1"));
+    let (status, head, body) = raw_http(addr, &get_req("/stelgano/")).await;
+    assert_eq!(status, 200);
+    assert!(header(&head, "content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(body.contains("<html"), "{body}");
+    let (status, _, body) = raw_http(addr, &get_req("/stelgano/api/config")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("free_ttl_days"), "{body}");
+    let (status, _, body) = raw_http(addr, &get_req("/stelgano/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    // Outside the prefix the host decides (here: its 404).
+    let (status, _, _) = raw_http(addr, &get_req("/healthz")).await;
+    assert_eq!(status, 404);
+
+    // A whole room through the prefix.
+    let url = RelayUrl::parse(&format!("ws://{addr}/stelgano")).unwrap();
+    let phone = "+1 415 555 0177";
+    let a_id = Identity::derive(phone, "1357").unwrap();
+    let b_id = Identity::derive(phone, "2468").unwrap();
+    let key = a_id.derive_key();
+    assert!(!room_exists(&url, a_id.room_hash(), Duration::from_secs(5))
+        .await
+        .unwrap());
+    let code = crypto::new_pairing_code();
+    let mut a = Client::connect(&url, a_id.clone())
+        .await
+        .unwrap()
+        .join(
+            key.clone(),
+            JoinOptions {
+                pairing_code: Some(code.clone()),
+                ..JoinOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(room_exists(&url, a_id.room_hash(), Duration::from_secs(5))
+        .await
+        .unwrap());
+    let mut b = Client::connect(&url, b_id)
+        .await
+        .unwrap()
+        .join(
+            key,
+            JoinOptions {
+                pairing_code: Some(code),
+                ..JoinOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(next(&mut a).await, Event::PartyPaired);
+    let id = a.send("through the host").await.unwrap();
+    next(&mut a).await;
+    match next(&mut b).await {
+        Event::Message(m) => assert_eq!(m.text.as_deref(), Ok("through the host")),
+        other => panic!("{other:?}"),
+    }
+    b.read_receipt(&id).await.unwrap();
+    assert_eq!(next(&mut a).await, Event::Read { message_id: id });
+    b.expire().await.unwrap();
+    assert!(!room_exists(&url, a_id.room_hash(), Duration::from_secs(5))
+        .await
+        .unwrap());
+    relay.shutdown().await;
+}
