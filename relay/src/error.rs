@@ -54,9 +54,6 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// A `Config` the relay cannot run with (`Relay::start`); never a network answer.
-    #[error("invalid setting {0}")]
-    Config(#[from] crate::config::ConfigError),
     /// Token administration (`stelgano-relay tokens`) failed; never a network answer.
     #[error("{0}")]
     Admin(String),
@@ -107,8 +104,7 @@ impl RelayError {
             | RelayError::StoreUnavailable
             | RelayError::Store(_)
             | RelayError::Io(_)
-            | RelayError::Admin(_)
-            | RelayError::Config(_) => Reason::InternalError,
+            | RelayError::Admin(_) => Reason::InternalError,
         };
         ErrorBody::new(reason)
     }
@@ -122,9 +118,24 @@ impl RelayError {
                 | RelayError::Store(_)
                 | RelayError::Io(_)
                 | RelayError::Admin(_)
-                | RelayError::Config(_)
         )
     }
+}
+
+/// Why a relay did not start ([`crate::Relay::start`], [`crate::Embedded::start`]): its own
+/// type, apart from the errors a request can meet on the wire.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting the relay cannot run with, named with its value.
+    #[error("invalid setting {0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The store (or the token store) could not be opened: in use by another relay, unreadable,
+    /// or a directory that cannot be created.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
 }
 
 #[cfg(test)]

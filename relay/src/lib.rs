@@ -53,7 +53,7 @@ use tracing::info;
 
 pub use clock::Clock;
 pub use config::Config;
-pub use error::RelayError;
+pub use error::{RelayError, StartError};
 pub use server::{ClientAddr, RelayService};
 
 /// What every task of one relay shares.
@@ -98,7 +98,7 @@ pub struct Relay {
 impl Relay {
     /// Checks `config` ([`Config::validate`]), binds the listener, opens the store (creating the
     /// data directory) and starts serving.
-    pub async fn start(config: Config) -> Result<Relay, RelayError> {
+    pub async fn start(config: Config) -> Result<Relay, StartError> {
         config.validate()?;
         // Bound first: a port in use fails before the store is touched.
         let listener = TcpListener::bind(config.listen).await?;
@@ -148,7 +148,7 @@ impl Relay {
 /// listener) run; requests reach it through [`Embedded::service`]. `config.listen` is not used.
 ///
 /// ```no_run
-/// # async fn host() -> Result<(), stelgano_relay::RelayError> {
+/// # async fn host() -> Result<(), stelgano_relay::StartError> {
 /// let relay = stelgano_relay::Embedded::start(stelgano_relay::Config::default()).await?;
 /// let service = relay.service("/stelgano"); // a tower::Service; mount it in axum or hyper
 /// # drop(service);
@@ -164,7 +164,7 @@ pub struct Embedded {
 impl Embedded {
     /// Checks `config`, opens the store (creating the data directory) and starts the relay's
     /// background work.
-    pub async fn start(config: Config) -> Result<Embedded, RelayError> {
+    pub async fn start(config: Config) -> Result<Embedded, StartError> {
         config.validate()?;
         let store = Store::open(
             &config.data_dir,
