@@ -32,8 +32,7 @@ use crate::frames::{self, FrameReader, Next, OpCode};
 use crate::outbox::Outbound;
 use crate::outbox::{self, Gate, Liveness, Outbox, WriteIo};
 use crate::ratelimit::SocketSlot;
-use crate::room::{Command, JoinRequest, Op, OpRequest, Otp, RoomHandle};
-use crate::rooms::SEND_TIMEOUT;
+use crate::room::{Command, JoinRequest, Op, Otp, RoomHandle};
 use crate::Shared;
 
 /// Typing indicators are forwarded at most this often per socket; more are dropped silently
@@ -175,9 +174,7 @@ async fn session(shared: Arc<Shared>, keys: RoomKeys, ip: IpAddr, source: Source
     shared.rooms.unwatch_unjoined(&locator, conn);
     let joined = matches!(reader.state, State::Joined { .. });
     if let State::Joined { handle } = &reader.state {
-        let leave = Command::Leave { conn: reader.conn };
-        // If the room is gone or jammed, it prunes closed outboxes on its own.
-        let _ = handle.tx.send_timeout(leave, SEND_TIMEOUT).await;
+        handle.leave(reader.conn).await;
     }
     // The writer sends what is queued (a close, if the reader queued one) and stops; a stuck
     // writer is bounded by its write timeout.
@@ -421,12 +418,7 @@ impl Reader {
             }
         };
         let is_send = matches!(op, Op::Send { .. });
-        let cmd = Command::Op(Box::new(OpRequest {
-            conn: self.conn,
-            reference: reference.clone(),
-            op,
-        }));
-        if handle.tx.send_timeout(cmd, SEND_TIMEOUT).await.is_err() {
+        if handle.op(self.conn, reference.clone(), op).await.is_err() {
             if let Some(r) = reference {
                 let e = if is_send {
                     RelayError::SendFailed

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -13,11 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::RelayError;
 use crate::outbox::{Outbound, Outbox};
 use crate::room::core::Message;
-use crate::room::{Command, RoomActor, RoomHandle, MAILBOX};
+use crate::room::{Command, RoomActor, RoomHandle, Unanswered, MAILBOX};
 use crate::Shared;
-
-/// How long a socket waits for room in a busy room's mailbox before its request fails.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A room the registry knows about.
 #[derive(Debug)]
@@ -75,7 +71,7 @@ impl Rooms {
         let (tx, rx) = mpsc::channel(MAILBOX);
         let actor = RoomActor::new(keys.clone(), generation, shared.clone(), rx, message);
         shared.tasks.spawn(actor.run());
-        let handle = RoomHandle { generation, tx };
+        let handle = RoomHandle::new(generation, tx);
         *slot = Slot::Live(handle.clone());
         handle
     }
@@ -85,7 +81,7 @@ impl Rooms {
     pub(crate) fn stop_all(&self) {
         for entry in self.map.iter() {
             if let Slot::Live(handle) = entry.value() {
-                let _ = handle.tx.try_send(Command::Shutdown);
+                handle.stop();
             }
         }
     }
@@ -149,24 +145,14 @@ impl Rooms {
     ) -> Result<(T, RoomHandle), RelayError> {
         for _ in 0..4 {
             let handle = self.handle(shared, keys);
-            let (tx, rx) = oneshot::channel();
-            match handle.tx.send_timeout(make(tx), SEND_TIMEOUT).await {
-                Ok(()) => {}
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(RelayError::Busy),
-                // The actor has exited: it parked or unregistered itself before closing its
-                // mailbox, so this only clears the slot of an actor that died without doing so.
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                    self.unregister(&keys.locator(), handle.generation);
-                    continue;
-                }
-            }
-            match rx.await {
+            match handle.ask(&mut make).await {
                 Ok(answer) => return Ok((answer, handle)),
-                // Dropped unanswered by an exiting actor: retry on the slot it left.
-                Err(_) if handle.tx.is_closed() => {
-                    self.unregister(&keys.locator(), handle.generation)
-                }
-                Err(_) => tokio::task::yield_now().await,
+                Err(Unanswered::Busy) => return Err(RelayError::Busy),
+                // The actor has exited: it parked or unregistered itself before closing its
+                // mailbox, so this only clears the slot of an actor that died without doing
+                // so; the request goes to a fresh actor.
+                Err(Unanswered::Gone) => self.unregister(&keys.locator(), handle.generation),
+                Err(Unanswered::Dropped) => tokio::task::yield_now().await,
             }
         }
         Err(RelayError::Busy)
@@ -203,24 +189,12 @@ impl Rooms {
                 Ok(handle) => handle,
                 Err(removed) => return self.expired_here(shared, locator, removed).await,
             };
-            let (tx, rx) = oneshot::channel();
-            match handle
-                .tx
-                .send_timeout(Command::Expire(tx), SEND_TIMEOUT)
-                .await
-            {
-                Ok(()) => {}
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(RelayError::Busy),
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                    self.unregister(locator, handle.generation);
-                    continue;
-                }
-            }
-            match rx.await {
+            match handle.ask(Command::Expire).await {
                 Ok(true) => return Ok(false),
                 Ok(false) => return Err(RelayError::StoreUnavailable),
-                Err(_) if handle.tx.is_closed() => self.unregister(locator, handle.generation),
-                Err(_) => tokio::task::yield_now().await,
+                Err(Unanswered::Busy) => return Err(RelayError::Busy),
+                Err(Unanswered::Gone) => self.unregister(locator, handle.generation),
+                Err(Unanswered::Dropped) => tokio::task::yield_now().await,
             }
         }
         Err(RelayError::Busy)

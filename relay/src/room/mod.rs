@@ -85,11 +85,80 @@ pub struct OpRequest {
     pub op: Op,
 }
 
-/// A handle to a live room actor; cheap to clone.
+/// How long a socket waits for room in a busy room's mailbox before its request fails.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A handle to a live room actor; cheap to clone. The only way to reach a room: its methods own
+/// the mailbox, the wait for room in it ([`SEND_TIMEOUT`]) and what an exited actor means.
 #[derive(Debug, Clone)]
 pub struct RoomHandle {
     pub(crate) generation: u64,
-    pub(crate) tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Command>,
+}
+
+/// Why a room did not take or answer a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The mailbox stayed full for [`SEND_TIMEOUT`]: the room is overloaded.
+    Busy,
+    /// The actor has exited (or dropped the request while exiting): ask a fresh one.
+    Gone,
+    /// The actor dropped the request but still runs; trying again may work.
+    Dropped,
+}
+
+impl RoomHandle {
+    pub(crate) fn new(generation: u64, tx: mpsc::Sender<Command>) -> RoomHandle {
+        RoomHandle { generation, tx }
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), Unanswered> {
+        match self.tx.send_timeout(cmd, SEND_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(Unanswered::Busy),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Unanswered::Gone),
+        }
+    }
+
+    /// Sends the request `make` builds and waits for the room's answer.
+    pub(crate) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Unanswered> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        match rx.await {
+            Ok(answer) => Ok(answer),
+            Err(_) if self.tx.is_closed() => Err(Unanswered::Gone),
+            Err(_) => Err(Unanswered::Dropped),
+        }
+    }
+
+    /// An event of joined socket `conn`; its reply reaches the socket's outbox.
+    pub(crate) async fn op(
+        &self,
+        conn: u64,
+        reference: Option<String>,
+        op: Op,
+    ) -> Result<(), Unanswered> {
+        self.send(Command::Op(Box::new(OpRequest {
+            conn,
+            reference,
+            op,
+        })))
+        .await
+    }
+
+    /// Socket `conn` closed. A room that is gone or jammed prunes closed outboxes on its own.
+    pub(crate) async fn leave(&self, conn: u64) {
+        let _ = self.send(Command::Leave { conn }).await;
+    }
+
+    /// Asks the actor to stop now (shutdown), without waiting: an actor whose mailbox is full
+    /// stops anyway once its sockets, which are closing too, have left.
+    pub(crate) fn stop(&self) {
+        let _ = self.tx.try_send(Command::Shutdown);
+    }
 }
 
 struct Member {
