@@ -28,31 +28,38 @@ type Permit = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
 /// so at the cap new clients wait in the kernel's backlog instead of costing memory here.
 pub(crate) async fn run(listener: TcpListener, shared: Arc<Shared>) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
-    loop {
-        let permit = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Usually EMFILE/ENFILE: back off briefly rather than spin.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer, permit)) = accept(&listener, &permits, &shared).await {
         let _ = stream.set_nodelay(true);
         shared
             .tasks
             .spawn(serve_http(stream, peer, shared.clone(), permit));
+    }
+}
+
+/// The next connection with a permit of `permits` taken before it is accepted; `None` at
+/// shutdown.
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    shared: &Shared,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    loop {
+        let permit = tokio::select! {
+            _ = shared.cancel.cancelled() => return None,
+            p = permits.clone().acquire_owned() => p.ok()?,
+        };
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return None,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => return Some((stream, peer, permit)),
+            Err(e) => {
+                // Usually EMFILE/ENFILE: back off briefly rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
@@ -222,22 +229,7 @@ fn metrics<B>(req: &Request<B>, shared: &Shared) -> Response<Body> {
 /// connections at a time, until shutdown.
 pub(crate) async fn run_metrics(listener: TcpListener, shared: Arc<Shared>) {
     let permits = Arc::new(Semaphore::new(8));
-    loop {
-        let permit = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
+    while let Some((stream, _, permit)) = accept(&listener, &permits, &shared).await {
         let svc_shared = shared.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let shared = svc_shared.clone();
