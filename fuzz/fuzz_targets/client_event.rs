@@ -15,9 +15,8 @@ use libfuzzer_sys::fuzz_target;
 use stelgano_proto::check::{b64_decode, hex64, is_hex64, to_hex64};
 use stelgano_proto::client::JoinData;
 use stelgano_proto::limits::{IV_BYTES, MAX_CIPHERTEXT_BYTES, MAX_REF_CHARS};
-use stelgano_proto::{ClientEvent, Inbound};
+use stelgano_proto::{ClientEvent, Inbound, Reason};
 use stelgano_relay::fuzzing::{check_body, check_join};
-use stelgano_relay::RelayError;
 
 fuzz_target!(|data: &[u8]| {
     // The relay answers `invalid_encoding` to text that is not UTF-8 before parsing anything.
@@ -83,15 +82,21 @@ fn join(d: &JoinData) {
                 None | Some("") => assert!(h.otp.is_none() && !h.otp_malformed),
                 Some(o) => {
                     hash_matches(o, h.otp);
-                    assert_eq!(h.otp_malformed, h.otp.is_none(), "a given code is a hash or malformed");
+                    assert_eq!(
+                        h.otp_malformed,
+                        h.otp.is_none(),
+                        "a given code is a hash or malformed"
+                    );
                 }
             }
         }
-        Err(RelayError::InvalidSender) => assert!(!valid(&d.sender_hash)),
-        Err(RelayError::InvalidAccess) => {
-            assert!(valid(&d.sender_hash) && !valid(&d.access_hash))
-        }
-        Err(e) => panic!("a join failed with {e:?}"),
+        Err(e) => match e.reason() {
+            Some(Reason::InvalidSender) => assert!(!valid(&d.sender_hash)),
+            Some(Reason::InvalidAccess) => {
+                assert!(valid(&d.sender_hash) && !valid(&d.access_hash))
+            }
+            _ => panic!("a join failed with {e:?}"),
+        },
     }
 }
 
@@ -120,9 +125,11 @@ fn body(text: &str, ct: &Option<String>, iv: &Option<String>) {
                 assert_eq!((Some(&c), Some(&i)), (ct.as_ref(), iv.as_ref()));
                 None
             }
-            Err(RelayError::InvalidEncoding) => Some("invalid_encoding"),
-            Err(RelayError::MessageTooLarge) => Some("message_too_large"),
-            Err(e) => panic!("a body failed with {e:?}"),
+            Err(e) => match e.reason() {
+                Some(Reason::InvalidEncoding) => Some("invalid_encoding"),
+                Some(Reason::MessageTooLarge) => Some("message_too_large"),
+                _ => panic!("a body failed with {e:?}"),
+            },
         };
         assert_eq!(got, expected_body(ct, iv, max), "max {max}");
     }

@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     // Arbitrary bytes as a stored value.
     let expiry = header_expiry(data);
     if let Ok(rec) = open(&keys, data) {
-        assert_eq!(expiry.ok(), Some(rec.ttl_expires_at_ms), "clear and sealed expiry differ");
+        assert_eq!(
+            expiry.ok(),
+            Some(rec.ttl_expires_at_ms),
+            "clear and sealed expiry differ"
+        );
     }
 
     // A record built from the input, sealed, must round-trip and resist tampering.
@@ -36,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
         room_id: [data.first().copied().unwrap_or(0); 16],
         created_at_ms: u64_at(data, 0),
         ttl_expires_at_ms: u64_at(data, 8),
-        tier: if u64_at(data, 16) % 2 == 0 { Tier::Free } else { Tier::Paid },
+        tier: if u64_at(data, 16) % 2 == 0 {
+            Tier::Free
+        } else {
+            Tier::Paid
+        },
         seats: [
             Some(Seat {
                 access_hash: [1; 32],
@@ -60,7 +68,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let sealed = seal(&keys, &rec).expect("a record always seals");
     assert_eq!(open(&keys, &sealed).ok().as_ref(), Some(&rec), "round trip");
-    assert!(open(&other, &sealed).is_err(), "opened under another room's keys");
+    assert!(
+        open(&other, &sealed).is_err(),
+        "opened under another room's keys"
+    );
     let at = (u64_at(data, 88) as usize) % sealed.len();
     let mut torn = sealed.clone();
     torn[at] ^= 1 | data.get(96).copied().unwrap_or(0);

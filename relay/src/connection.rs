@@ -20,7 +20,7 @@ use stelgano_proto::check::{b64_decode, hex64};
 use stelgano_proto::client::{EditData, JoinData, SendData};
 use stelgano_proto::limits::{FALLBACK_REF, IV_BYTES};
 use stelgano_proto::server::reply_error;
-use stelgano_proto::{ClientEvent, Inbound};
+use stelgano_proto::{ClientEvent, Inbound, Reason};
 use stelgano_store::RoomKeys;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -355,7 +355,7 @@ impl Reader {
                             Box::pin(self.on_text(&bytes)).await
                         }
                         Assembled::Done(_, _) => {
-                            self.reply_err(FALLBACK_REF, RelayError::InvalidEncoding)
+                            self.reply_err(FALLBACK_REF, RelayError::from(Reason::InvalidEncoding))
                                 .await
                         }
                     }
@@ -386,7 +386,7 @@ impl Reader {
             Ok(inbound) => inbound,
             Err(reference) => {
                 return self
-                    .reply_err(&reference, RelayError::InvalidEncoding)
+                    .reply_err(&reference, RelayError::from(Reason::InvalidEncoding))
                     .await
             }
         };
@@ -396,13 +396,15 @@ impl Reader {
         }
         if let ClientEvent::Unknown(_) = event {
             if let Some(r) = reference {
-                self.reply_err(&r, RelayError::InvalidTopic).await;
+                self.reply_err(&r, RelayError::from(Reason::InvalidTopic))
+                    .await;
             }
             return;
         }
         let State::Joined { handle } = &self.state else {
             if let Some(r) = reference {
-                self.reply_err(&r, RelayError::NotJoined).await;
+                self.reply_err(&r, RelayError::from(Reason::NotJoined))
+                    .await;
             }
             return;
         };
@@ -421,7 +423,7 @@ impl Reader {
         if handle.op(self.conn, reference.clone(), op).await.is_err() {
             if let Some(r) = reference {
                 let e = if is_send {
-                    RelayError::SendFailed
+                    RelayError::from(Reason::SendFailed)
                 } else {
                     RelayError::Busy
                 };
@@ -474,7 +476,7 @@ impl Reader {
             },
             ClientEvent::RedeemExtension(d) => {
                 if self.shared.tokens.is_none() {
-                    return Err(RelayError::MonetizationDisabled);
+                    return Err(RelayError::from(Reason::MonetizationDisabled));
                 }
                 Op::Redeem {
                     token: extension_token(d.extension_secret.as_deref()),
@@ -583,8 +585,8 @@ pub(crate) fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
     let sender = data.sender_hash.as_deref().and_then(hex64);
     let access = data.access_hash.as_deref().and_then(hex64);
     match (sender, access) {
-        (None, _) => Err(RelayError::InvalidSender),
-        (_, None) => Err(RelayError::InvalidAccess),
+        (None, _) => Err(RelayError::from(Reason::InvalidSender)),
+        (_, None) => Err(RelayError::from(Reason::InvalidAccess)),
         (Some(sender), Some(access)) => Ok(JoinHashes {
             sender,
             access,
@@ -604,18 +606,18 @@ pub(crate) fn check_body(
     max: usize,
 ) -> Result<(String, String), RelayError> {
     let (Some(ciphertext), Some(iv)) = (ciphertext, iv) else {
-        return Err(RelayError::InvalidEncoding);
+        return Err(RelayError::from(Reason::InvalidEncoding));
     };
     // Decoded whatever its length: the spec puts encoding errors before size errors (a long
     // ciphertext that is not base64, or comes with a bad IV, is `invalid_encoding`), and the
     // text is already bounded by the WebSocket message limit.
-    let ct = b64_decode(&ciphertext).ok_or(RelayError::InvalidEncoding)?;
-    let iv_bytes = b64_decode(&iv).ok_or(RelayError::InvalidEncoding)?;
+    let ct = b64_decode(&ciphertext).ok_or(RelayError::from(Reason::InvalidEncoding))?;
+    let iv_bytes = b64_decode(&iv).ok_or(RelayError::from(Reason::InvalidEncoding))?;
     if ct.len() > max {
-        return Err(RelayError::MessageTooLarge);
+        return Err(RelayError::from(Reason::MessageTooLarge));
     }
     if iv_bytes.len() != IV_BYTES {
-        return Err(RelayError::InvalidEncoding);
+        return Err(RelayError::from(Reason::InvalidEncoding));
     }
     Ok((ciphertext, iv))
 }
@@ -691,15 +693,15 @@ mod tests {
         let upper = h.to_uppercase();
         assert!(matches!(
             check_join(&join(&upper, "x", None)),
-            Err(RelayError::InvalidSender)
+            Err(ref e) if e.reason() == Some(Reason::InvalidSender)
         ));
         assert!(matches!(
             check_join(&join(h, &upper, None)),
-            Err(RelayError::InvalidAccess)
+            Err(ref e) if e.reason() == Some(Reason::InvalidAccess)
         ));
         assert!(matches!(
             check_join(&JoinData::default()),
-            Err(RelayError::InvalidSender)
+            Err(ref e) if e.reason() == Some(Reason::InvalidSender)
         ));
     }
 
@@ -711,16 +713,16 @@ mod tests {
         let long = stelgano_proto::check::b64_encode(&[7u8; 8200]);
         assert!(matches!(
             check_body(Some(long.clone()), Some("not base64!".into()), 8192),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         // Base64's alphabet, but a length no base64 text has.
         assert!(matches!(
             check_body(Some("A".repeat(10_933)), iv.clone(), 8192),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         assert!(matches!(
             check_body(Some(format!("AA=={long}")), iv.clone(), 8192),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         // The fuzzer's own input, at the limit it ran with.
         assert!(matches!(
@@ -729,11 +731,11 @@ mod tests {
                 Some("AAECAwQFBgcICQd2\u{7f}".into()),
                 2
             ),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         assert!(matches!(
             check_body(Some(long), iv, 8192),
-            Err(RelayError::MessageTooLarge)
+            Err(ref e) if e.reason() == Some(Reason::MessageTooLarge)
         ));
     }
 
@@ -744,20 +746,20 @@ mod tests {
         assert!(ok.is_ok());
         assert!(matches!(
             check_body(Some("-_-_".into()), iv.clone(), 8192),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         assert!(matches!(
             check_body(Some("aGVsbG8=".into()), Some("aGk=".into()), 8192),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         assert!(matches!(
             check_body(None, iv.clone(), 8192),
-            Err(RelayError::InvalidEncoding)
+            Err(ref e) if e.reason() == Some(Reason::InvalidEncoding)
         ));
         let big = stelgano_proto::check::b64_encode(&[7u8; 8193]);
         assert!(matches!(
             check_body(Some(big), iv.clone(), 8192),
-            Err(RelayError::MessageTooLarge)
+            Err(ref e) if e.reason() == Some(Reason::MessageTooLarge)
         ));
         let max = stelgano_proto::check::b64_encode(&[7u8; 8192]);
         assert!(check_body(Some(max), iv, 8192).is_ok());

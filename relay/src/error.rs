@@ -3,49 +3,15 @@
 use stelgano_proto::{ErrorBody, Reason};
 use stelgano_store::StoreError;
 
-/// Every way a request can fail: expected protocol outcomes (a wrong PIN, not your turn) and
-/// internal faults (the store, an overloaded room). Internal faults reach the wire only as
-/// `internal_error`, never with their details.
+/// Every way a request can fail: a protocol outcome the client is told as is (a wrong PIN, not
+/// your turn: one of the wire's reasons, PROTOCOL.md §7, with its counts), or an internal fault
+/// (the store, an overloaded room), which reaches the wire only as `internal_error`, never with
+/// its details. The reasons are listed once, in `stelgano_proto::Reason`.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("sender hash is not 64 lowercase hex, or does not match the seat")]
-    InvalidSender,
-    #[error("access hash is not 64 lowercase hex")]
-    InvalidAccess,
-    #[error("not the current message, or not yours")]
-    NotFound,
-    #[error("locked for {retry_after_s} s")]
-    Locked { retry_after_s: u64 },
-    #[error("wrong PIN ({attempts_remaining} attempts remaining)")]
-    Unauthorized { attempts_remaining: u32 },
-    #[error("join first")]
-    NotJoined,
-    #[error("the current message is yours")]
-    NotYourTurn,
-    #[error("ciphertext too large")]
-    MessageTooLarge,
-    #[error("not valid JSON / base64 / IV")]
-    InvalidEncoding,
-    #[error("the message was already read")]
-    NotEditable,
-    #[error("the message was already read")]
-    NotDeletable,
-    #[error("the message could not be delivered")]
-    SendFailed,
-    #[error("the room could not be expired")]
-    ExpireFailed,
-    #[error("invalid or used token")]
-    InvalidToken,
-    #[error("extension tokens are disabled")]
-    MonetizationDisabled,
-    #[error("this room needs a pairing code")]
-    OtpRequired,
-    #[error("wrong pairing code ({attempts_remaining} attempts remaining)")]
-    OtpInvalid { attempts_remaining: u32 },
-    #[error("unknown event")]
-    InvalidTopic,
-    #[error("rate limited")]
-    RateLimited,
+    /// A protocol outcome, sent to the client exactly as this error body.
+    #[error("{}", .0.reason.as_str())]
+    Refused(ErrorBody),
     #[error("room could not take the request in time")]
     Busy,
     #[error("the store cannot write at the moment")]
@@ -59,66 +25,63 @@ pub enum RelayError {
     Admin(String),
 }
 
+impl From<Reason> for RelayError {
+    fn from(reason: Reason) -> Self {
+        RelayError::Refused(ErrorBody::new(reason))
+    }
+}
+
 impl RelayError {
+    /// `locked`, lifting in `retry_after_s` seconds.
+    pub fn locked(retry_after_s: u64) -> Self {
+        RelayError::Refused(ErrorBody {
+            reason: Reason::Locked,
+            attempts_remaining: None,
+            retry_after: Some(retry_after_s),
+        })
+    }
+
+    /// `unauthorized` (a wrong PIN), with the guesses left before the room locks.
+    pub fn unauthorized(attempts_remaining: u32) -> Self {
+        RelayError::Refused(ErrorBody {
+            reason: Reason::Unauthorized,
+            attempts_remaining: Some(attempts_remaining),
+            retry_after: None,
+        })
+    }
+
+    /// `otp_invalid` (a wrong pairing code), with the tries left before the pairing locks.
+    pub fn otp_invalid(attempts_remaining: u32) -> Self {
+        RelayError::Refused(ErrorBody {
+            reason: Reason::OtpInvalid,
+            attempts_remaining: Some(attempts_remaining),
+            retry_after: None,
+        })
+    }
+
+    /// The wire reason this error is told as (`None`: an internal fault).
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            RelayError::Refused(body) => Some(body.reason),
+            _ => None,
+        }
+    }
+
     /// The error object sent to the client. This is the only place reasons are chosen.
     pub fn to_wire(&self) -> ErrorBody {
-        let reason = match self {
-            RelayError::InvalidSender => Reason::InvalidSender,
-            RelayError::InvalidAccess => Reason::InvalidAccess,
-            RelayError::NotFound => Reason::NotFound,
-            RelayError::Locked { retry_after_s } => {
-                return ErrorBody {
-                    reason: Reason::Locked,
-                    attempts_remaining: None,
-                    retry_after: Some(*retry_after_s),
-                }
-            }
-            RelayError::Unauthorized { attempts_remaining } => {
-                return ErrorBody {
-                    reason: Reason::Unauthorized,
-                    attempts_remaining: Some(*attempts_remaining),
-                    retry_after: None,
-                }
-            }
-            RelayError::OtpInvalid { attempts_remaining } => {
-                return ErrorBody {
-                    reason: Reason::OtpInvalid,
-                    attempts_remaining: Some(*attempts_remaining),
-                    retry_after: None,
-                }
-            }
-            RelayError::NotJoined => Reason::NotJoined,
-            RelayError::NotYourTurn => Reason::NotYourTurn,
-            RelayError::MessageTooLarge => Reason::MessageTooLarge,
-            RelayError::InvalidEncoding => Reason::InvalidEncoding,
-            RelayError::NotEditable => Reason::NotEditable,
-            RelayError::NotDeletable => Reason::NotDeletable,
-            RelayError::SendFailed => Reason::SendFailed,
-            RelayError::ExpireFailed => Reason::ExpireFailed,
-            RelayError::InvalidToken => Reason::InvalidToken,
-            RelayError::MonetizationDisabled => Reason::MonetizationDisabled,
-            RelayError::OtpRequired => Reason::OtpRequired,
-            RelayError::InvalidTopic => Reason::InvalidTopic,
-            RelayError::RateLimited => Reason::RateLimited,
+        match self {
+            RelayError::Refused(body) => body.clone(),
             RelayError::Busy
             | RelayError::StoreUnavailable
             | RelayError::Store(_)
             | RelayError::Io(_)
-            | RelayError::Admin(_) => Reason::InternalError,
-        };
-        ErrorBody::new(reason)
+            | RelayError::Admin(_) => ErrorBody::new(Reason::InternalError),
+        }
     }
 
     /// Internal faults are worth a log line (without any room detail); protocol outcomes are not.
     pub fn is_internal(&self) -> bool {
-        matches!(
-            self,
-            RelayError::Busy
-                | RelayError::StoreUnavailable
-                | RelayError::Store(_)
-                | RelayError::Io(_)
-                | RelayError::Admin(_)
-        )
+        !matches!(self, RelayError::Refused(_))
     }
 }
 
@@ -144,14 +107,15 @@ mod tests {
 
     #[test]
     fn counts_travel_with_their_reasons() {
-        let e = RelayError::Unauthorized {
-            attempts_remaining: 3,
-        }
-        .to_wire();
+        let e = RelayError::unauthorized(3).to_wire();
         assert_eq!(e.reason, Reason::Unauthorized);
         assert_eq!(e.attempts_remaining, Some(3));
-        let e = RelayError::Locked { retry_after_s: 60 }.to_wire();
+        let e = RelayError::locked(60).to_wire();
         assert_eq!((e.reason, e.retry_after), (Reason::Locked, Some(60)));
         assert_eq!(RelayError::Busy.to_wire().reason, Reason::InternalError);
+        assert_eq!(
+            RelayError::from(Reason::NotYourTurn).to_string(),
+            "not_your_turn"
+        );
     }
 }

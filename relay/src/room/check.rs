@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use crate::error::RelayError;
 use crate::guard::{self, LockPolicy};
 use crate::room::core::{Effect, JoinInput, Op, Otp, Policy, RoomCore};
+use stelgano_proto::Reason;
 use stelgano_store::Tier;
 
 const MIN: u64 = 60_000;
@@ -159,7 +159,8 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                 let locked = old.is_some_and(|r| guard::locked_for(&r.guesses, now).is_some());
                 if locked {
                     ensure!(
-                        matches!(d.reply, Err(RelayError::Locked { .. })) && d.seat.is_none(),
+                        matches!(d.reply, Err(ref e) if e.reason() == Some(Reason::Locked))
+                            && d.seat.is_none(),
                         "{}",
                         at(format!("a locked room let a join through: {:?}", d.reply))
                     );
@@ -349,7 +350,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                     at("a message event touched the record".into())
                 );
                 if sending {
-                    let refused = matches!(out.reply, Some(Err(RelayError::NotYourTurn)));
+                    let refused = matches!(out.reply, Some(Err(ref e)) if e.reason() == Some(Reason::NotYourTurn));
                     ensure!(mine == refused, "{}", at("the turn rule was broken".into()));
                     if !mine {
                         ensure!(

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use stelgano_proto::check::{iso_ms, to_hex64};
 use stelgano_proto::server::{reply_ok, Empty, JoinOk, MessageRef, SendOk, TtlOk};
-use stelgano_proto::{Broadcast, MessagePayload};
+use stelgano_proto::{Broadcast, MessagePayload, Reason};
 use stelgano_store::{Guard, RoomRecord, Seat, Tier};
 use subtle::ConstantTimeEq;
 
@@ -333,7 +333,7 @@ impl RoomCore {
         let Some(old) = self.record.as_ref() else {
             // Case 1: no such room, so this join creates it.
             if !allow_create() {
-                return JoinDecision::refuse(RelayError::RateLimited, None);
+                return JoinDecision::refuse(RelayError::from(Reason::RateLimited), None);
             }
             let record = RoomRecord {
                 room_id: new_room_id(),
@@ -373,9 +373,7 @@ impl RoomCore {
                 seat.failed_since_join = seat.failed_since_join.saturating_add(1);
             }
             return JoinDecision::refuse(
-                RelayError::Locked {
-                    retry_after_s: guard::ms_to_retry_secs(left),
-                },
+                RelayError::locked(guard::ms_to_retry_secs(left)),
                 Some(Write {
                     record: rec,
                     durable: false,
@@ -399,10 +397,10 @@ impl RoomCore {
             // Case 2: a seat owner. The wrong-guess count starts again (std-1); the escalation
             // level does not, so owners joining cannot shorten the next lock.
             let Some(seat) = rec.seats[i].as_mut() else {
-                return JoinDecision::refuse(RelayError::InvalidAccess, None);
+                return JoinDecision::refuse(RelayError::from(Reason::InvalidAccess), None);
             };
             if !bool::from(seat.sender_hash.ct_eq(&input.sender)) {
-                return JoinDecision::refuse(RelayError::InvalidSender, None);
+                return JoinDecision::refuse(RelayError::from(Reason::InvalidSender), None);
             }
             let failed = std::mem::take(&mut seat.failed_since_join);
             let had_failures = rec.guesses.failures > 0;
@@ -425,9 +423,7 @@ impl RoomCore {
             // Case 3: claiming the second seat.
             if let Some(left) = guard::locked_for(&rec.pairing, now) {
                 return JoinDecision::refuse(
-                    RelayError::Locked {
-                        retry_after_s: guard::ms_to_retry_secs(left),
-                    },
+                    RelayError::locked(guard::ms_to_retry_secs(left)),
                     None,
                 );
             }
@@ -435,19 +431,19 @@ impl RoomCore {
                 // A code that is not even well formed is a wrong code (it counts), not a
                 // missing one.
                 let right = match input.otp {
-                    Otp::Absent => return JoinDecision::refuse(RelayError::OtpRequired, None),
+                    Otp::Absent => {
+                        return JoinDecision::refuse(RelayError::from(Reason::OtpRequired), None)
+                    }
                     Otp::Malformed => false,
                     Otp::Hash(given) => bool::from(expected.ct_eq(&given)),
                 };
                 if !right {
                     let strike = guard::strike(&mut rec.pairing, now, &policy.lock);
                     let e = match strike {
-                        Strike::Remaining(n) => RelayError::OtpInvalid {
-                            attempts_remaining: n,
-                        },
-                        Strike::Locked { for_ms } => RelayError::Locked {
-                            retry_after_s: guard::ms_to_retry_secs(for_ms),
-                        },
+                        Strike::Remaining(n) => RelayError::otp_invalid(n),
+                        Strike::Locked { for_ms } => {
+                            RelayError::locked(guard::ms_to_retry_secs(for_ms))
+                        }
                     };
                     return JoinDecision::refuse(
                         e,
@@ -459,7 +455,7 @@ impl RoomCore {
                 }
             }
             if !allow_create() {
-                return JoinDecision::refuse(RelayError::RateLimited, None);
+                return JoinDecision::refuse(RelayError::from(Reason::RateLimited), None);
             }
             rec.seats[1] = Some(Seat {
                 access_hash: input.access,
@@ -487,12 +483,8 @@ impl RoomCore {
             seat.failed_since_join = seat.failed_since_join.saturating_add(1);
         }
         let e = match strike {
-            Strike::Remaining(n) => RelayError::Unauthorized {
-                attempts_remaining: n,
-            },
-            Strike::Locked { for_ms } => RelayError::Locked {
-                retry_after_s: guard::ms_to_retry_secs(for_ms),
-            },
+            Strike::Remaining(n) => RelayError::unauthorized(n),
+            Strike::Locked { for_ms } => RelayError::locked(guard::ms_to_retry_secs(for_ms)),
         };
         JoinDecision::refuse(
             e,
@@ -519,15 +511,15 @@ impl RoomCore {
             .and_then(|r| r.seats.get(seat)?.as_ref())
             .map(|s| s.sender_hash)
         else {
-            return OpOutcome::reply(Err(RelayError::NotJoined));
+            return OpOutcome::reply(Err(RelayError::from(Reason::NotJoined)));
         };
         match op {
             Op::Send { ciphertext, iv } => {
                 if self.message.as_ref().is_some_and(|m| m.sender == sender) {
-                    return OpOutcome::reply(Err(RelayError::NotYourTurn));
+                    return OpOutcome::reply(Err(RelayError::from(Reason::NotYourTurn)));
                 }
                 let Some(iv) = iv_text(&iv) else {
-                    return OpOutcome::reply(Err(RelayError::InvalidEncoding));
+                    return OpOutcome::reply(Err(RelayError::from(Reason::InvalidEncoding)));
                 };
                 let msg = Message {
                     id: uuid::Uuid::new_v4(),
@@ -574,14 +566,14 @@ impl RoomCore {
                 let m = match own_unread(&mut self.message, &message_id, &sender) {
                     Ok(m) => m,
                     Err(Unchangeable::Missing) => {
-                        return OpOutcome::reply(Err(RelayError::NotFound))
+                        return OpOutcome::reply(Err(RelayError::from(Reason::NotFound)))
                     }
                     Err(Unchangeable::Read) => {
-                        return OpOutcome::reply(Err(RelayError::NotEditable))
+                        return OpOutcome::reply(Err(RelayError::from(Reason::NotEditable)))
                     }
                 };
                 let Some(iv_bytes) = iv_text(&iv) else {
-                    return OpOutcome::reply(Err(RelayError::InvalidEncoding));
+                    return OpOutcome::reply(Err(RelayError::from(Reason::InvalidEncoding)));
                 };
                 let frame = Bytes::from(
                     Broadcast::MessageEdited {
@@ -601,10 +593,10 @@ impl RoomCore {
                 match own_unread(&mut self.message, &message_id, &sender) {
                     Ok(_) => {}
                     Err(Unchangeable::Missing) => {
-                        return OpOutcome::reply(Err(RelayError::NotFound))
+                        return OpOutcome::reply(Err(RelayError::from(Reason::NotFound)))
                     }
                     Err(Unchangeable::Read) => {
-                        return OpOutcome::reply(Err(RelayError::NotDeletable))
+                        return OpOutcome::reply(Err(RelayError::from(Reason::NotDeletable)))
                     }
                 }
                 self.message = None;
@@ -626,10 +618,10 @@ impl RoomCore {
             }
             Op::ResetPairing { otp } => {
                 let Some(rec) = self.record.as_ref().filter(|r| r.seats[1].is_none()) else {
-                    return OpOutcome::reply(Err(RelayError::NotFound));
+                    return OpOutcome::reply(Err(RelayError::from(Reason::NotFound)));
                 };
                 let Some(otp) = otp else {
-                    return OpOutcome::reply(Err(RelayError::InvalidToken));
+                    return OpOutcome::reply(Err(RelayError::from(Reason::InvalidToken)));
                 };
                 let mut rec = rec.clone();
                 rec.pairing_hash = Some(otp);
@@ -643,7 +635,7 @@ impl RoomCore {
             }
             Op::Redeem { token } => {
                 let (Some(token), Some(rec)) = (token, self.record.as_ref()) else {
-                    return OpOutcome::reply(Err(RelayError::InvalidToken));
+                    return OpOutcome::reply(Err(RelayError::from(Reason::InvalidToken)));
                 };
                 let rec = policy.extend(rec, now_ms);
                 let at = iso_ms(rec.ttl_expires_at_ms);
@@ -821,18 +813,14 @@ mod tests {
         let d = join(&mut core, stranger(10), None, 0);
         assert!(matches!(
             d.reply,
-            Err(RelayError::Locked {
-                retry_after_s: 1800
-            })
+            Err(ref e) if e.to_wire() == RelayError::locked(1800).to_wire()
         ));
         // Both owners, right PIN and all, are refused; each refusal is written (not flushed).
         for w in [A, B] {
             let d = join(&mut core, w, None, 10 * MIN);
             assert!(matches!(
                 d.reply,
-                Err(RelayError::Locked {
-                    retry_after_s: 1200
-                })
+                Err(ref e) if e.to_wire() == RelayError::locked(1200).to_wire()
             ));
             assert!(d.seat.is_none());
             assert!(d.write.as_ref().is_some_and(|w| !w.durable));
@@ -850,9 +838,7 @@ mod tests {
         }
         assert!(matches!(
             last.unwrap().reply,
-            Err(RelayError::Locked {
-                retry_after_s: 3600
-            })
+            Err(ref e) if e.to_wire() == RelayError::locked(3600).to_wire()
         ));
     }
 
@@ -871,9 +857,7 @@ mod tests {
         let d = join(&mut core, stranger(9), None, 0);
         assert!(matches!(
             d.reply,
-            Err(RelayError::Unauthorized {
-                attempts_remaining: 9
-            })
+            Err(ref e) if e.to_wire() == RelayError::unauthorized(9).to_wire()
         ));
     }
 
@@ -902,7 +886,7 @@ mod tests {
             let d = join(&mut core, B, Some([n as u8 + 20; 32]), 0);
             assert!(matches!(
                 d.reply,
-                Err(RelayError::OtpInvalid { attempts_remaining }) if attempts_remaining == 10 - n
+                Err(ref e) if e.to_wire() == RelayError::otp_invalid(10 - n).to_wire()
             ));
         }
         assert_eq!(reason(&join(&mut core, B, Some([77; 32]), 0)), "locked");
@@ -935,7 +919,7 @@ mod tests {
         assert!(matches!(send(&mut core, 0).reply, Some(Ok(_))));
         assert!(matches!(
             send(&mut core, 0).reply,
-            Some(Err(RelayError::NotYourTurn))
+            Some(Err(ref e)) if e.reason() == Some(Reason::NotYourTurn)
         ));
         let first = core.message.as_ref().unwrap().id;
         assert!(matches!(send(&mut core, 1).reply, Some(Ok(_))));
@@ -952,9 +936,7 @@ mod tests {
         let d = core.decide_join(&i, &policy(), &mut || true, &mut || [7; 16]);
         assert!(matches!(
             d.reply,
-            Err(RelayError::OtpInvalid {
-                attempts_remaining: 9
-            })
+            Err(ref e) if e.to_wire() == RelayError::otp_invalid(9).to_wire()
         ));
         assert_eq!(d.write.unwrap().record.pairing.failures, 1);
         // Creating with a malformed code makes a room with no pairing code.
@@ -996,7 +978,7 @@ mod tests {
     fn redeem_needs_a_token_and_writes_the_extended_record() {
         let mut core = paired(0);
         let out = core.op(0, 0, Op::Redeem { token: None }, 0, &policy());
-        assert!(matches!(out.reply, Some(Err(RelayError::InvalidToken))));
+        assert!(matches!(out.reply, Some(Err(ref e)) if e.reason() == Some(Reason::InvalidToken)));
         let out = core.op(
             0,
             0,
@@ -1027,6 +1009,6 @@ mod tests {
         assert_eq!(core.record().unwrap().pairing_hash, Some(OTP));
         let mut core = paired(0);
         let out = core.op(0, 0, Op::ResetPairing { otp: Some([5; 32]) }, 0, &policy());
-        assert!(matches!(out.reply, Some(Err(RelayError::NotFound))));
+        assert!(matches!(out.reply, Some(Err(ref e)) if e.reason() == Some(Reason::NotFound)));
     }
 }

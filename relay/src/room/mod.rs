@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use std::time::Duration;
 use stelgano_proto::server::{reply_error, reply_ok, Empty};
-use stelgano_proto::Broadcast;
+use stelgano_proto::{Broadcast, Reason};
 use stelgano_store::{Locator, RoomKeys};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -406,7 +406,7 @@ impl RoomActor {
             Effect::Burn => {
                 if let Err(e) = Box::pin(self.expire(Some((conn, reference.clone())))).await {
                     warn!(error = %e, "expire_room failed");
-                    reply = Some(Err(RelayError::ExpireFailed));
+                    reply = Some(Err(RelayError::from(Reason::ExpireFailed)));
                 } else {
                     return;
                 }
@@ -478,13 +478,15 @@ impl RoomActor {
             Ok(_) if created => JoinOutcome::created,
             Ok(_) if paired => JoinOutcome::paired,
             Ok(_) => JoinOutcome::rejoined,
-            Err(RelayError::Unauthorized { .. }) => JoinOutcome::wrong_pin,
-            Err(RelayError::OtpInvalid { .. }) => JoinOutcome::wrong_code,
-            Err(RelayError::OtpRequired) => JoinOutcome::code_required,
-            Err(RelayError::Locked { .. }) => JoinOutcome::locked,
-            Err(RelayError::RateLimited) => JoinOutcome::rate_limited,
-            Err(RelayError::InvalidSender | RelayError::InvalidAccess) => JoinOutcome::invalid,
-            Err(_) => JoinOutcome::failed,
+            Err(e) => match e.reason() {
+                Some(Reason::Unauthorized) => JoinOutcome::wrong_pin,
+                Some(Reason::OtpInvalid) => JoinOutcome::wrong_code,
+                Some(Reason::OtpRequired) => JoinOutcome::code_required,
+                Some(Reason::Locked) => JoinOutcome::locked,
+                Some(Reason::RateLimited) => JoinOutcome::rate_limited,
+                Some(Reason::InvalidSender | Reason::InvalidAccess) => JoinOutcome::invalid,
+                _ => JoinOutcome::failed,
+            },
         });
         let reference = req.reference.as_deref();
         let frame = match reply {
@@ -524,7 +526,7 @@ impl RoomActor {
             && !self.members.iter().any(|m| m.conn == req.conn)
         {
             self.shared.metrics.refused(Limit::sockets_per_room);
-            return Err(RelayError::RateLimited);
+            return Err(RelayError::from(Reason::RateLimited));
         }
         self.ready()?;
         // A room past its TTL is gone even if its timer has not fired yet (commands go first in
@@ -590,7 +592,7 @@ impl RoomActor {
                                 ok.ttl_expires_at = iso_ms(at);
                             }
                         }
-                        Err(RelayError::InvalidToken) => {
+                        Err(e) if e.reason() == Some(Reason::InvalidToken) => {
                             write.durable = true;
                             self.persist(write).await?;
                         }
@@ -609,12 +611,12 @@ impl RoomActor {
     /// fails, so an acknowledged extension always has its token spent and a failed one keeps it.
     async fn redeem(&mut self, token: [u8; 32], write: Write) -> Result<(), RelayError> {
         let Some(tokens) = self.shared.tokens.clone() else {
-            return Err(RelayError::MonetizationDisabled);
+            return Err(RelayError::from(Reason::MonetizationDisabled));
         };
         let now = self.shared.clock.now_ms();
         let hold = match tokens.redeem(&token, now)? {
             Redeemed::Won(hold) => hold,
-            Redeemed::Invalid => return Err(RelayError::InvalidToken),
+            Redeemed::Invalid => return Err(RelayError::from(Reason::InvalidToken)),
         };
         let stored = match tokens.flush().await {
             Ok(()) => self.persist(write).await,
@@ -736,7 +738,7 @@ mod tests {
     fn fill_ref_replaces_the_empty_ref() {
         let f = reply_ok("", &Empty {});
         assert_eq!(fill_ref(f, "7\"x"), br#"{"ref":"7\"x","ok":{}}"#.to_vec());
-        let e = reply_error("", &RelayError::NotFound.to_wire());
+        let e = reply_error("", &RelayError::from(Reason::NotFound).to_wire());
         assert_eq!(
             fill_ref(e, "2"),
             br#"{"ref":"2","error":{"reason":"not_found"}}"#.to_vec()
