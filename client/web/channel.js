@@ -3,8 +3,10 @@
 
 export class Channel {
   constructor(roomHash, { onBroadcast, onClose }) {
-    const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.url = `${scheme}//${window.location.host}/room/${roomHash}/ws`;
+    // Relative to where the client is mounted, so the relay may sit under a path prefix.
+    const url = new URL(`room/${roomHash}/ws`, document.baseURI);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.url = url.href;
     this.onBroadcast = onBroadcast;
     this.onClose = onClose;
     this.pending = new Map();

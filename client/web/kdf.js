@@ -7,7 +7,7 @@ const pending = new Map();
 
 function ensureWorker() {
   if (worker) return worker;
-  worker = new Worker('/kdf-worker.js', { type: 'module' });
+  worker = new Worker(new URL('kdf-worker.js', import.meta.url), { type: 'module' });
   worker.addEventListener('message', (event) => {
     const { id, key, error } = event.data || {};
     const waiter = pending.get(id);

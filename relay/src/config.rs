@@ -84,6 +84,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Serve `/metrics` on this separate address too (e.g. loopback or a private network).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the panic route `/x` sends the browser; `None` = the built-in neutral page `gone`
+    /// (ours), which neither names nor explains the app.
+    pub panic_url: Option<String>,
 }
 
 impl Default for Config {
@@ -116,6 +119,7 @@ impl Default for Config {
             hsts: false,
             metrics_token: None,
             metrics_listen: None,
+            panic_url: None,
         }
     }
 }
@@ -331,6 +335,10 @@ pub struct Settings {
     /// Also serve /metrics on this address (and nothing else there).
     #[arg(long, env = "STELGANO_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the Panic button lands (absolute URL or a path); default: a built-in neutral page
+    /// that neither names nor explains the app.
+    #[arg(long, env = "STELGANO_PANIC_URL")]
+    pub panic_url: Option<String>,
 }
 
 /// `a` overlaid with what `b` sets (each field: `b`'s if set, else `a`'s).
@@ -372,7 +380,8 @@ macro_rules! with_fields {
             max_sockets_per_ip,
             hsts,
             metrics_token,
-            metrics_listen
+            metrics_listen,
+            panic_url
         )
     };
 }
@@ -426,6 +435,7 @@ impl Settings {
             hsts: Some(c.hsts),
             metrics_token: c.metrics_token.clone(),
             metrics_listen: c.metrics_listen,
+            panic_url: c.panic_url.clone(),
         }
     }
 
@@ -467,6 +477,11 @@ impl Settings {
             hsts: self.hsts.unwrap_or(d.hsts),
             metrics_token: self.metrics_token.clone().or(d.metrics_token),
             metrics_listen: self.metrics_listen.or(d.metrics_listen),
+            panic_url: self
+                .panic_url
+                .clone()
+                .filter(|u| !u.trim().is_empty())
+                .or(d.panic_url),
         };
         c.validate()?;
         Ok(c)

@@ -78,7 +78,7 @@ async fn serve_http(
         let permit = svc_permit.clone();
         async move {
             let path = req.uri().path().to_owned();
-            Ok::<_, Infallible>(route(req, &path, "", peer, shared, permit))
+            Ok::<_, Infallible>(route(req, &path, peer, shared, permit))
         }
     });
     let conn = http1::Builder::new()
@@ -100,18 +100,15 @@ async fn serve_http(
     }
 }
 
-/// Answers one request. `path` is the request's path below the relay's mount point and
-/// `prefix` that mount point ("" on the relay's own listener), for the few answers that name a
-/// URL of the relay's own.
+/// Answers one request. `path` is the request's path below the relay's mount point (every URL
+/// the relay answers with is relative, so it needs no more of the mount point than that).
 fn route<B>(
     req: Request<B>,
     path: &str,
-    prefix: &str,
     peer: SocketAddr,
     shared: Arc<Shared>,
     permit: Permit,
 ) -> Response<Body> {
-    let _ = prefix;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     match segments.as_slice() {
@@ -122,12 +119,7 @@ fn route<B>(
                 plain(StatusCode::SERVICE_UNAVAILABLE, "store cannot write")
             }
         }
-        ["x"] if get => Response::builder()
-            .status(StatusCode::FOUND)
-            .header(header::LOCATION, "/?p=1")
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::default())
-            .unwrap_or_default(),
+        ["x"] if get => panic_redirect(shared.config.panic_url.as_deref()),
         ["api", "config"] if get => api_config(&shared),
         // On the public listener only with a token: otherwise there is no such page.
         ["metrics"] if get && shared.config.metrics_token.is_some() => metrics(&req, &shared),
@@ -453,7 +445,7 @@ impl RelayService {
             .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |a| a.0);
         // The host's server owns the connection and its limits; no permit of ours is held.
         let permit: Permit = Arc::new(Mutex::new(None));
-        route(req, &path, prefix, peer, self.shared.clone(), permit)
+        route(req, &path, peer, self.shared.clone(), permit)
     }
 }
 
@@ -473,3 +465,21 @@ impl<B> tower_service::Service<Request<B>> for RelayService {
         std::future::ready(Ok(self.handle(req)))
     }
 }
+
+/// The panic route's redirect. The default target is relative (`gone`), so it resolves next to
+/// `/x` wherever the client is mounted; an operator's URL that is not a valid header value falls
+/// back to it rather than failing the one request that must never fail.
+fn panic_redirect(panic_url: Option<&str>) -> Response<Body> {
+    let location = panic_url
+        .and_then(|u| HeaderValue::from_str(u).ok())
+        .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_PANIC_TARGET));
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::default())
+        .unwrap_or_default()
+}
+
+/// The built-in neutral page (`client/web/gone.html`), relative to the panic route.
+const DEFAULT_PANIC_TARGET: &str = "gone";

@@ -78,6 +78,41 @@ static ASSETS: &[Asset] = &[
         body: include_bytes!("../../client/web/steg.js"),
     },
     Asset {
+        path: "/gone",
+        content_type: HTML,
+        body: include_bytes!("../../client/web/gone.html"),
+    },
+    Asset {
+        path: "/gone.js",
+        content_type: JS,
+        body: include_bytes!("../../client/web/gone.js"),
+    },
+    Asset {
+        path: "/reasons.js",
+        content_type: JS,
+        body: include_bytes!("../../client/web/reasons.js"),
+    },
+    Asset {
+        path: "/ui.js",
+        content_type: JS,
+        body: include_bytes!("../../client/web/ui.js"),
+    },
+    Asset {
+        path: "/entry.js",
+        content_type: JS,
+        body: include_bytes!("../../client/web/entry.js"),
+    },
+    Asset {
+        path: "/session.js",
+        content_type: JS,
+        body: include_bytes!("../../client/web/session.js"),
+    },
+    Asset {
+        path: "/chat.js",
+        content_type: JS,
+        body: include_bytes!("../../client/web/chat.js"),
+    },
+    Asset {
         path: "/robots.txt",
         content_type: TEXT,
         body: b"User-agent: *\nDisallow: /\n",
@@ -174,6 +209,36 @@ mod tests {
         }
     }
 
+    // The client may be mounted under a path prefix (`/stelgano/`), so no page or script may name
+    // a root-absolute URL of ours: every link, fetch, socket and redirect is relative.
+    #[test]
+    fn pages_and_scripts_use_only_relative_urls() {
+        for asset in ASSETS
+            .iter()
+            .filter(|a| a.content_type == HTML || a.content_type == JS)
+        {
+            let text = std::str::from_utf8(asset.body).unwrap();
+            for absolute in [
+                "href=\"/",
+                "src=\"/",
+                "'/api/",
+                "`/api/",
+                "'/room/",
+                "`/room/",
+                "'/x'",
+                "'/chat'",
+                "'/security'",
+                "Worker('/",
+            ] {
+                assert!(
+                    !text.contains(absolute),
+                    "{}: root-absolute URL {absolute}",
+                    asset.path
+                );
+            }
+        }
+    }
+
     // The CSP forbids inline code, so the pages must have none: no inline <script> body, no
     // style attribute or element, no on* handler attribute.
     #[test]
@@ -187,7 +252,7 @@ mod tests {
             assert!(!page.contains(" onclick="), "{}", asset.path);
             assert!(!page.contains(" onload="), "{}", asset.path);
             for tag in page.split("<script").skip(1) {
-                assert!(tag.contains(" src=\"/"), "{}: inline script", asset.path);
+                assert!(tag.contains(" src=\""), "{}: inline script", asset.path);
                 let after = tag.split_once('>').map(|(_, rest)| rest).unwrap_or("");
                 assert!(
                     after.starts_with("</script>"),

@@ -144,12 +144,36 @@ async fn healthz_is_200_ok() {
 }
 
 #[tokio::test]
-async fn the_panic_route_redirects_to_the_clearing_page() {
+async fn the_panic_route_redirects_to_the_neutral_page() {
     let relay = TestRelay::start().await;
     let (status, head, _) = http_get(relay.addr, "/x", "").await;
     assert_eq!(status, 302, "{head}");
-    assert_eq!(header(&head, "location"), Some("/?p=1"), "{head}");
+    // Relative, so it resolves next to the panic route wherever the client is mounted.
+    assert_eq!(header(&head, "location"), Some("gone"), "{head}");
     assert_eq!(header(&head, "cache-control"), Some("no-store"), "{head}");
+    let (status, head, body) = http_get(relay.addr, "/gone", "").await;
+    assert_eq!(status, 200, "{head}");
+    let lower = body.to_lowercase();
+    for word in ["stelgano", "channel", "message", "encrypt", "panic"] {
+        assert!(
+            !lower.contains(word),
+            "the neutral page says {word:?}: {body}"
+        );
+    }
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_panic_route_honours_the_operators_url() {
+    let relay =
+        TestRelay::start_with(|c| c.panic_url = Some("https://example.org/news".into())).await;
+    let (status, head, _) = http_get(relay.addr, "/x", "").await;
+    assert_eq!(status, 302, "{head}");
+    assert_eq!(
+        header(&head, "location"),
+        Some("https://example.org/news"),
+        "{head}"
+    );
     relay.shutdown().await;
 }
 

@@ -1,5 +1,6 @@
 //! Headless Chromium for the browser tests: finds chromium and chromedriver, runs chromedriver on a
-//! free port, opens isolated browser profiles through WebDriver, and reads their consoles.
+//! free port, opens isolated browser profiles through WebDriver, reads their consoles, emulates
+//! dark mode and runs axe-core in the page.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,40 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// chromedriver's Chrome DevTools passthrough (`goog/cdp/execute`), for what WebDriver has no
+/// command for (emulating the dark colour scheme).
+#[derive(Debug)]
+struct Cdp {
+    body: String,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.clone()))
+    }
+}
+
+/// axe-core as installed by `npm install --prefix relay/tests/vendor axe-core@4` (see README).
+pub fn axe_source() -> Option<String> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vendor/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(path).ok()
+}
+
+/// The two sizes every screen is captured at: a common phone and a laptop.
+pub const SIZES: [(u32, u32); 2] = [(390, 844), (1280, 800)];
+
 /// One isolated browser: its own profile directory, so no storage is shared with another.
 pub struct Browser {
     pub name: &'static str,
@@ -146,7 +181,7 @@ impl Browser {
             "--disable-sync".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
             "--hide-scrollbars".to_owned(),
-            "--window-size=1280,900".to_owned(),
+            "--window-size=1280,800".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
         let caps = json!({
@@ -236,11 +271,47 @@ impl Browser {
             .map_err(|e| format!("{}: text of {css}: {e}", self.name).into())
     }
 
-    /// Saves the page at 360 px and at 1280 px wide as `{name}-360.png` and `{name}-1280.png`.
+    /// Switches the page between the light and the dark colour scheme.
+    pub async fn color_scheme(&self, dark: bool) -> TestResult {
+        let value = if dark { "dark" } else { "light" };
+        let body = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": value }] },
+        });
+        self.client
+            .issue_cmd(Cdp {
+                body: body.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Runs axe-core (WCAG 2 A/AA rules) on the page as it is now and returns the serious and
+    /// critical findings, one line each. The source is injected through WebDriver, which the
+    /// page's CSP does not govern; the page itself still loads no script from elsewhere.
+    pub async fn axe(&self, axe: &str, label: &str) -> TestResult<Vec<String>> {
+        let script = format!(
+            "{axe}\n;const done = arguments[arguments.length - 1];\
+             axe.run(document, {{ runOnly: {{ type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }} }})\
+             .then((r) => done(r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')\
+             .map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.map((n) => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '))),\
+             (e) => done(['axe failed: ' + e]));"
+        );
+        let found = self.client.execute_async(&script, vec![]).await?;
+        let found = found
+            .as_array()
+            .ok_or_else(|| format!("{}: {label}: axe gave no result: {found}", self.name))?;
+        Ok(found
+            .iter()
+            .map(|v| format!("{}: {label}: {}", self.name, v.as_str().unwrap_or("?")))
+            .collect())
+    }
+
+    /// Saves the page at each of [`SIZES`] as `{name}-{width}.png`.
     pub async fn screenshots(&self, name: &str) -> TestResult {
         let dir = artifacts_dir();
         std::fs::create_dir_all(&dir)?;
-        for (width, height) in [(360, 780), (1280, 900)] {
+        for (width, height) in SIZES {
             self.client.set_window_size(width, height).await?;
             // One animation frame so layout settles at the new width before the capture.
             self.client
