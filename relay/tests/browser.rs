@@ -12,6 +12,7 @@
 
 mod browser_support;
 mod common;
+mod helpers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -338,6 +339,8 @@ struct Rig {
     tools: Tools,
     driver: Driver,
     relay: Option<stelgano_relay::Relay>,
+    /// The relay mounted in an axum site under a prefix, when a test asks for that instead.
+    mounted: Option<stelgano_relay::Embedded>,
     config: stelgano_relay::Config,
     addr: SocketAddr,
     base: String,
@@ -352,6 +355,16 @@ impl Rig {
     /// `cargo run --release` on the default port), to check the product as a new user gets it.
     async fn start(
         allow_external: bool,
+        tweak: impl FnOnce(&mut stelgano_relay::Config),
+    ) -> TestResult<Option<Rig>> {
+        Self::start_at(allow_external, None, tweak).await
+    }
+
+    /// As `start`, with the relay mounted under `prefix` of an axum site (docs/EMBEDDING.md)
+    /// when one is given; `base` is then the site's address with the prefix.
+    async fn start_at(
+        allow_external: bool,
+        prefix: Option<&str>,
         tweak: impl FnOnce(&mut stelgano_relay::Config),
     ) -> TestResult<Option<Rig>> {
         let serial = SERIAL.lock().await;
@@ -385,6 +398,7 @@ impl Rig {
         let external = std::env::var("STELGANO_BROWSER_BASE")
             .ok()
             .filter(|_| allow_external);
+        let mut mounted = None;
         let (relay, base, addr) = match external {
             Some(base) => {
                 let base = base.trim_end_matches('/').to_owned();
@@ -396,11 +410,19 @@ impl Rig {
                     .ok_or("STELGANO_BROWSER_BASE names no address")?;
                 (None, base, addr)
             }
-            None => {
-                let relay = stelgano_relay::Relay::start(config.clone()).await?;
-                let addr = relay.local_addr();
-                (Some(relay), format!("http://{addr}"), addr)
-            }
+            None => match prefix {
+                Some(prefix) => {
+                    let relay = stelgano_relay::Embedded::start(config.clone()).await?;
+                    let addr = helpers::mount_in_axum(&relay, prefix).await;
+                    mounted = Some(relay);
+                    (None, format!("http://{addr}{prefix}"), addr)
+                }
+                None => {
+                    let relay = stelgano_relay::Relay::start(config.clone()).await?;
+                    let addr = relay.local_addr();
+                    (Some(relay), format!("http://{addr}"), addr)
+                }
+            },
         };
         let driver = Driver::start(&tools).await?;
         Ok(Some(Rig {
@@ -408,6 +430,7 @@ impl Rig {
             tools,
             driver,
             relay,
+            mounted,
             config,
             addr,
             base,
@@ -423,6 +446,9 @@ impl Rig {
 
     async fn stop_relay(&mut self) {
         if let Some(relay) = self.relay.take() {
+            relay.shutdown().await;
+        }
+        if let Some(relay) = self.mounted.take() {
             relay.shutdown().await;
         }
     }
@@ -1241,5 +1267,51 @@ async fn recovery(rig: &mut Rig, alice: &mut Browser, bob: &mut Browser) -> Test
     assert_ne!(value(bob, "create-num").await?, number);
     assert!(session_keys(bob).await?.is_empty());
     rig.capture(bob, "35-entry-erased").await?;
+    Ok(())
+}
+
+/// The client as a site that mounts the relay under `/stelgano` serves it: every page, asset,
+/// WebSocket, look-up and the panic route resolve below the prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_client_works_under_a_prefix() -> TestResult {
+    let Some(mut rig) = Rig::start_at(false, Some("/stelgano"), |c| {
+        c.join_floor = Duration::ZERO;
+        c.join_jitter = Duration::ZERO;
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let mut alice = rig.browser("alice").await?;
+    let mut bob = rig.browser("bob").await?;
+    let outcome = under_prefix(&mut rig, &mut alice, &mut bob).await;
+    rig.finish(vec![alice, bob], outcome, &[]).await
+}
+
+async fn under_prefix(rig: &mut Rig, alice: &mut Browser, bob: &mut Browser) -> TestResult {
+    let base = rig.base.clone();
+    let number = create_channel(alice, rig, "8642", false).await?;
+    let code = alice.text("#pairing-code").await?;
+    bob.goto(&format!("{base}/chat")).await?;
+    bob.wait_screen("entry").await?;
+    join_number(bob, &number, "9753").await?;
+    bob.wait_screen("pair").await?;
+    pair_with(bob, &code, "9753").await?;
+    bob.wait_screen("chat").await?;
+    keys(alice, "#compose-text", &format!("Under a prefix{ENTER}")).await?;
+    bob.wait_for(
+        "message",
+        "document.querySelector('#thread li.theirs .body')?.textContent === 'Under a prefix'",
+    )
+    .await?;
+    rig.capture(bob, "40-chat-under-prefix").await?;
+    // Every request the pages made stayed below the prefix.
+    let outside: Value = bob
+        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => !p.startsWith('/stelgano/'))")
+        .await?;
+    assert_eq!(outside, json!([]), "requests outside the prefix");
+    bob.click("#panic").await?;
+    bob.wait_for("neutral page", "location.pathname === '/stelgano/gone'")
+        .await?;
     Ok(())
 }

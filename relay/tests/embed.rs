@@ -7,50 +7,13 @@
 mod common;
 mod helpers;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use helpers::{header, raw_http};
 use stelgano_client::crypto::{self, Identity};
 use stelgano_client::http::room_exists;
 use stelgano_client::{Client, Event, JoinOptions, RelayUrl, Room};
-use stelgano_relay::{ClientAddr, Embedded};
-
-async fn client_addr(
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    req.extensions_mut().insert(ClientAddr(addr));
-    next.run(req).await
-}
-
-/// A host site on 127.0.0.1:0 with the relay under /stelgano; returns its address.
-async fn host(relay: &Embedded) -> SocketAddr {
-    let s = relay.service("/stelgano");
-    let app = Router::new()
-        .route("/", get(|| async { "the host's own page" }))
-        .route_service("/stelgano", s.clone())
-        .route_service("/stelgano/", s.clone())
-        .route_service("/stelgano/{*rest}", s)
-        .layer(middleware::from_fn(client_addr));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
-}
+use stelgano_relay::Embedded;
 
 async fn next(room: &mut Room) -> Event {
     loop {
@@ -72,7 +35,7 @@ fn get_req(path: &str) -> String {
 async fn a_whole_room_runs_through_a_host_site_under_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Embedded::start(common::test_config(&dir)).await.unwrap();
-    let addr = host(&relay).await;
+    let addr = helpers::mount_in_axum(&relay, "/stelgano").await;
 
     // The host's own route, the prefix's redirect, the relay's pages and API below it.
     let (status, _, body) = raw_http(addr, &get_req("/")).await;

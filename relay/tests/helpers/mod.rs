@@ -315,3 +315,40 @@ pub async fn restart(relay: &mut TestRelay, tweak: impl Fn(&mut Config)) {
     }
     panic!("the relay did not restart on its data directory: {last:?}");
 }
+
+/// A host site in axum with the relay mounted under `prefix` (docs/EMBEDDING.md): its own page
+/// at `/`, the relay on the prefix, the prefix with a slash and below it, each request carrying
+/// its client's address. Serves until the test ends; returns the site's address.
+pub async fn mount_in_axum(relay: &stelgano_relay::Embedded, prefix: &str) -> SocketAddr {
+    use axum::extract::{ConnectInfo, Request};
+    use axum::middleware::{self, Next};
+    use axum::response::Response;
+
+    async fn client_addr(
+        ConnectInfo(addr): ConnectInfo<SocketAddr>,
+        mut req: Request,
+        next: Next,
+    ) -> Response {
+        req.extensions_mut()
+            .insert(stelgano_relay::ClientAddr(addr));
+        next.run(req).await
+    }
+
+    let s = relay.service(prefix);
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the host's own page" }))
+        .route_service(prefix, s.clone())
+        .route_service(&format!("{prefix}/"), s.clone())
+        .route_service(&format!("{prefix}/{{*rest}}"), s)
+        .layer(middleware::from_fn(client_addr));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    addr
+}
