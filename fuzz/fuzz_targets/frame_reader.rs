@@ -16,7 +16,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
-use stelgano_relay::frames::{close_payload_ok, Frame, FrameReader, Next, OpCode};
+use stelgano_relay::fuzzing::frames::{close_payload_ok, Frame, FrameReader, Next, OpCode};
 use stelgano_relay::fuzzing::{Assembler, CLOSE_PROTOCOL, CLOSE_TOO_BIG};
 use tokio::io::{AsyncRead, ReadBuf};
 

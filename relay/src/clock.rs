@@ -7,13 +7,13 @@ use tokio::time::Instant;
 /// `Instant`: a test that pauses and advances tokio time advances this clock (lockouts, TTLs), and in
 /// production a wall-clock step (NTP) cannot make a lock end early.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     anchor_ms: u64,
     anchor: Instant,
 }
 
 impl Clock {
-    pub fn new() -> Clock {
+    pub(crate) fn new() -> Clock {
         let anchor_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -25,12 +25,12 @@ impl Clock {
     }
 
     /// Current Unix time in milliseconds.
-    pub fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.anchor_ms + self.anchor.elapsed().as_millis() as u64
     }
 
     /// The tokio instant at which Unix time `ms` is reached (now, if it is already past).
-    pub fn instant_at(&self, ms: u64) -> Instant {
+    pub(crate) fn instant_at(&self, ms: u64) -> Instant {
         let now_ms = self.now_ms();
         Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms))
     }

@@ -3,14 +3,19 @@
 
 use stelgano_proto::client::JoinData;
 
-use crate::connection::{self, Assembled};
+use crate::socket::{self, Assembled};
+
+/// The WebSocket frame reader, for the `frame_reader` target.
+pub mod frames {
+    pub use crate::socket::frames::{close_payload_ok, Frame, FrameReader, Next, OpCode};
+}
 use crate::error::RelayError;
-use crate::frames::OpCode;
+use crate::socket::frames::OpCode;
 
 /// The reader's close for a frame or message over the limit.
-pub const CLOSE_TOO_BIG: Close = connection::CLOSE_TOO_BIG;
+pub const CLOSE_TOO_BIG: Close = socket::CLOSE_TOO_BIG;
 /// The reader's close for broken framing or fragmentation.
-pub const CLOSE_PROTOCOL: Close = connection::CLOSE_PROTOCOL;
+pub const CLOSE_PROTOCOL: Close = socket::CLOSE_PROTOCOL;
 
 /// A close the reader sends: code and reason.
 pub type Close = (u16, &'static str);
@@ -29,9 +34,9 @@ pub struct JoinHashes {
     pub otp_malformed: bool,
 }
 
-/// [`connection::check_join`].
+/// [`socket::check_join`].
 pub fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
-    connection::check_join(data).map(|h| JoinHashes {
+    socket::check_join(data).map(|h| JoinHashes {
         sender: h.sender,
         access: h.access,
         otp: match h.otp {
@@ -42,13 +47,13 @@ pub fn check_join(data: &JoinData) -> Result<JoinHashes, RelayError> {
     })
 }
 
-/// [`connection::check_body`]: a send or edit's ciphertext and IV as the reader checks them.
+/// [`socket::check_body`]: a send or edit's ciphertext and IV as the reader checks them.
 pub fn check_body(
     ciphertext: Option<String>,
     iv: Option<String>,
     max: usize,
 ) -> Result<(String, String), RelayError> {
-    connection::check_body(ciphertext, iv, max)
+    socket::check_body(ciphertext, iv, max)
 }
 
 /// The reader's reassembly of fragmented data messages, with the close each failure gets.
@@ -71,7 +76,7 @@ impl Assembler {
         fin: bool,
         payload: Vec<u8>,
     ) -> Result<Option<Message>, Close> {
-        match connection::assemble(&mut self.partial, opcode, fin, payload, self.max) {
+        match socket::assemble(&mut self.partial, opcode, fin, payload, self.max) {
             Assembled::More => Ok(None),
             Assembled::Done(op, bytes) => Ok(Some((op, bytes))),
             Assembled::TooBig => Err(CLOSE_TOO_BIG),

@@ -1,18 +1,36 @@
 //! stelgano-relay: the sTELgano-std-1 relay — an in-memory ephemeral dead drop with a minimal
 //! durable lockout store.
 //!
-//! # Layout
-//! - [`server`]: accept loop with the connection cap, HTTP routing, rate limits, WebSocket upgrade.
-//! - [`connection`]: one socket — a reader that validates every frame and a writer that owns the
-//!   socket's single outbox (replies and broadcasts in one order; join replies held to the floor).
-//! - [`room`]: one live room — the actor that owns the seats' sockets and the one message.
-//! - [`rooms`]: the registry of live room actors (room hash → handle, with generations).
-//! - [`guard`]: the lockout policy (failures, locks, escalation).
-//! - [`sweeper`]: TTL expiry driven by the store's expiry index.
-//! - [`health`]: watches the store; while it cannot write, the relay refuses work and retries it.
-//! - [`admin`]: extension tokens: minting and counting (`stelgano-relay tokens`), the relay's
-//!   admin socket and the sweep of expired tokens.
-//! - [`ratelimit`], [`metrics`], [`clock`], [`config`], [`error`], [`web`] (the embedded browser client).
+//! Run it with its own listener ([`Relay::start`]) or mount it in a site of your own
+//! ([`Embedded::start`], [`Embedded::service`]; docs/EMBEDDING.md). Configure it with a
+//! [`Config`] (every default in [`Config::default`]; [`config::Settings`] reads the same settings
+//! from flags, `STELGANO_*` variables and a TOML file). Extension tokens are minted with
+//! [`admin::mint`]. That is the whole public API.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), stelgano_relay::StartError> {
+//! use stelgano_relay::{Config, Relay};
+//! let relay = Relay::start(Config {
+//!     data_dir: "./stelgano-data".into(),
+//!     ..Config::default()
+//! })
+//! .await?;
+//! println!("listening on {}", relay.local_addr());
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout (by role)
+//! - `http`: the accept loop with the connection cap, HTTP routing, the WebSocket upgrade, the
+//!   embeddable service, and `http::web` (the browser client, embedded in the binary).
+//! - `socket`: one WebSocket — its frame reader (`socket::frames`), a reader that validates
+//!   every event, and the socket's single outbox (`socket::outbox`: replies and broadcasts in one
+//!   order; join replies held to the floor).
+//! - `room`: one live room — its decisions without I/O (`room::core`), the actor that does the
+//!   I/O around them and owns the one message, the registry of rooms (`room::registry`), the
+//!   lock policy (`room::guard`) and TTL expiry (`room::sweeper`).
+//! - `health` (store recovery), `admin` (extension tokens), `ratelimit`, `metrics`, `clock`,
+//!   [`config`], `error`.
 //!
 //! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
 //! existence, seats, counters, locks and TTLs.
@@ -20,26 +38,22 @@
 // No unwrap on the network path; tests may.
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+// Only what embedders need is public; everything else says so in its visibility.
+#![deny(unreachable_pub)]
 
 pub mod admin;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod connection;
-pub mod error;
-pub mod frames;
+mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod guard;
-pub mod health;
-pub mod metrics;
-pub mod outbox;
-pub mod ratelimit;
-pub mod room;
-pub mod rooms;
-pub mod server;
-pub mod sweeper;
-pub mod web;
+mod health;
+mod http;
+mod metrics;
+mod ratelimit;
+mod room;
+mod socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,10 +65,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-pub use clock::Clock;
+use clock::Clock;
 pub use config::Config;
 pub use error::{RelayError, StartError};
-pub use server::{ClientAddr, RelayService};
+pub use http::{ClientAddr, RelayService};
 
 /// What every task of one relay shares.
 #[derive(Debug)]
@@ -65,7 +79,7 @@ pub(crate) struct Shared {
     pub tokens: Option<TokenStore>,
     pub clock: Clock,
     pub limits: ratelimit::Limiters,
-    pub rooms: rooms::Rooms,
+    pub rooms: room::registry::Rooms,
     pub metrics: metrics::Metrics,
     /// The root of shutdown: the accept loop, sockets, rooms and the sweeper all watch it.
     pub cancel: CancellationToken,
@@ -74,9 +88,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn room_policy(&self) -> room::core::Policy {
+    pub(crate) fn room_policy(&self) -> room::core::Policy {
         room::core::Policy {
-            lock: guard::LockPolicy {
+            lock: room::guard::LockPolicy {
                 max_failures: self.config.max_failures,
                 first_lock: self.config.first_lock,
                 max_lock: self.config.max_lock,
@@ -105,7 +119,7 @@ impl Relay {
         let addr = listener.local_addr()?;
         let embedded = Embedded::start(config).await?;
         let shared = embedded.shared.clone();
-        shared.tasks.spawn(server::run(listener, shared.clone()));
+        shared.tasks.spawn(http::run(listener, shared.clone()));
         info!(%addr, rooms = shared.store.room_count(), "relay listening");
         Ok(Relay { addr, embedded })
     }
@@ -199,15 +213,15 @@ impl Embedded {
             store,
             tokens,
             clock: Clock::new(),
-            rooms: rooms::Rooms::default(),
+            rooms: room::registry::Rooms::default(),
             metrics: metrics::Metrics::default(),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        shared.tasks.spawn(sweeper::run(shared.clone()));
+        shared.tasks.spawn(room::sweeper::run(shared.clone()));
         shared.tasks.spawn(health::run(shared.clone()));
         if let Some(l) = metrics_listener {
-            shared.tasks.spawn(server::run_metrics(l, shared.clone()));
+            shared.tasks.spawn(http::run_metrics(l, shared.clone()));
         }
         if let Some(tokens) = &shared.tokens {
             if let Some(listener) = admin_socket {

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 /// How a join ended.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum JoinOutcome {
+pub(crate) enum JoinOutcome {
     created,
     rejoined,
     paired,
@@ -32,7 +32,7 @@ pub enum JoinOutcome {
 /// Which limit refused a request.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum Limit {
+pub(crate) enum Limit {
     upgrade,
     lookup,
     create,
@@ -43,7 +43,7 @@ pub enum Limit {
 /// Why a room went away.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     burned,
     ttl,
 }
@@ -51,7 +51,7 @@ pub enum Expiry {
 /// Which store operation a latency is of.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum StoreOp {
+pub(crate) enum StoreOp {
     write,
     flush,
 }
@@ -83,7 +83,7 @@ fn latency_histogram() -> Histogram {
 
 /// Process-wide counters. Cheap to update (atomics); the registry is only read by a scrape.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     connections: Counter,
     open_sockets: Gauge,
@@ -243,51 +243,51 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn message(&self) {
+    pub(crate) fn message(&self) {
         self.messages.inc();
     }
 
-    pub fn room_expired(&self, cause: Expiry) {
+    pub(crate) fn room_expired(&self, cause: Expiry) {
         self.expiries.get_or_create(&CauseLabel { cause }).inc();
     }
 
-    pub fn slow_consumer(&self, n: usize) {
+    pub(crate) fn slow_consumer(&self, n: usize) {
         self.slow_consumers.inc_by(n as u64);
     }
 
-    pub fn extension(&self) {
+    pub(crate) fn extension(&self) {
         self.extensions.inc();
     }
 
-    pub fn opened(&self) {
+    pub(crate) fn opened(&self) {
         self.connections.inc();
         self.open_sockets.inc();
     }
 
-    pub fn closed(&self) {
+    pub(crate) fn closed(&self) {
         self.open_sockets.dec();
     }
 
-    pub fn join(&self, outcome: JoinOutcome) {
+    pub(crate) fn join(&self, outcome: JoinOutcome) {
         self.joins.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
-    pub fn lock(&self) {
+    pub(crate) fn lock(&self) {
         self.locks.inc();
     }
 
-    pub fn refused(&self, limit: Limit) {
+    pub(crate) fn refused(&self, limit: Limit) {
         self.refused.get_or_create(&LimitLabel { limit }).inc();
     }
 
-    pub fn store(&self, op: StoreOp, took: Duration) {
+    pub(crate) fn store(&self, op: StoreOp, took: Duration) {
         self.store_latency
             .get_or_create(&OpLabel { op })
             .observe(took.as_secs_f64());
     }
 
     /// Totals for the shutdown log line.
-    pub fn totals(&self) -> (u64, u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64, u64) {
         let expired = [Expiry::burned, Expiry::ttl]
             .iter()
             .map(|&cause| self.expiries.get_or_create(&CauseLabel { cause }).get())
@@ -296,7 +296,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges that are read rather than counted set first.
-    pub fn encode(&self, now: Snapshot) -> String {
+    pub(crate) fn encode(&self, now: Snapshot) -> String {
         self.live_rooms.set(now.live_rooms as i64);
         self.parked_rooms.set(now.parked_rooms as i64);
         self.stored_rooms.set(now.stored_rooms as i64);
@@ -315,7 +315,7 @@ impl Metrics {
 
 /// What a scrape reads from the relay at that moment.
 #[derive(Debug, Clone, Copy)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub live_rooms: usize,
     pub parked_rooms: usize,
     pub stored_rooms: usize,

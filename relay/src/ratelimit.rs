@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// the upgrades' quota but their own buckets, so a client's look-up before it connects does not
 /// eat into its connections.
 #[derive(Debug)]
-pub struct Limiters {
+pub(crate) struct Limiters {
     upgrades: Option<DefaultKeyedRateLimiter<IpAddr>>,
     lookups: Option<DefaultKeyedRateLimiter<IpAddr>>,
     creates: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -38,7 +38,7 @@ impl OpenSockets {
 /// ends (closed, reaped, failed handshake, a panicking task), the count cannot leak.
 #[derive(Debug)]
 #[must_use = "the place is given back as soon as the slot is dropped"]
-pub struct SocketSlot(Option<(Arc<OpenSockets>, IpAddr)>);
+pub(crate) struct SocketSlot(Option<(Arc<OpenSockets>, IpAddr)>);
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
@@ -76,7 +76,7 @@ fn bucket(ip: IpAddr) -> IpAddr {
 }
 
 impl Limiters {
-    pub fn new(upgrades_per_min: u32, creates_per_min: u32) -> Self {
+    pub(crate) fn new(upgrades_per_min: u32, creates_per_min: u32) -> Self {
         Limiters {
             upgrades: per_minute(upgrades_per_min),
             lookups: per_minute(upgrades_per_min),
@@ -89,7 +89,7 @@ impl Limiters {
     /// Takes a place for one more open WebSocket from `ip`, or `None` when it already has `max`
     /// open (0 = unlimited, nothing counted). Counted per bucket like the rates, so an IPv6
     /// client cannot step around the cap by using more addresses of its /64.
-    pub fn open_socket(&self, ip: IpAddr, max: usize) -> Option<SocketSlot> {
+    pub(crate) fn open_socket(&self, ip: IpAddr, max: usize) -> Option<SocketSlot> {
         if max == 0 {
             return Some(SocketSlot(None));
         }
@@ -110,12 +110,12 @@ impl Limiters {
     }
 
     /// `Err(wait)` when `ip` has used its upgrades for now.
-    pub fn allow_upgrade(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub(crate) fn allow_upgrade(&self, ip: IpAddr) -> Result<(), Duration> {
         self.check(&self.upgrades, ip)
     }
 
     /// `Err(wait)` when `ip` has used its `exists` look-ups for now.
-    pub fn allow_lookup(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub(crate) fn allow_lookup(&self, ip: IpAddr) -> Result<(), Duration> {
         self.check(&self.lookups, ip)
     }
 
@@ -133,14 +133,14 @@ impl Limiters {
     }
 
     /// Counts one room creation or seat claim for `ip`.
-    pub fn allow_create(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allow_create(&self, ip: IpAddr) -> bool {
         self.creates
             .as_ref()
             .is_none_or(|l| l.check_key(&bucket(ip)).is_ok())
     }
 
     /// Forgets IPs whose buckets are full again, so the maps do not grow with every visitor.
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         for l in [&self.upgrades, &self.lookups, &self.creates]
             .into_iter()
             .flatten()

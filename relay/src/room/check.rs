@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use crate::guard::{self, LockPolicy};
 use crate::room::core::{Effect, JoinInput, Op, Otp, Policy, RoomCore};
+use crate::room::guard::{self, LockPolicy};
 use stelgano_proto::Reason;
 use stelgano_store::Tier;
 
@@ -18,7 +18,7 @@ const HOUR: u64 = 60 * MIN;
 
 /// One thing that can happen to a room.
 #[derive(Debug, Clone, Copy)]
-pub enum Step {
+pub(crate) enum Step {
     /// Seat owner 0 or 1 joins with the right PIN.
     Owner(u8),
     /// A stranger (one of 256) tries a PIN.
@@ -45,7 +45,7 @@ pub enum Step {
 
 impl Step {
     /// Two bytes a step, for the fuzzer: a kind and a parameter.
-    pub fn from_bytes(data: &[u8]) -> Vec<Step> {
+    pub(crate) fn from_bytes(data: &[u8]) -> Vec<Step> {
         data.chunks_exact(2)
             .map(|c| {
                 let p = c[1];
@@ -69,7 +69,7 @@ impl Step {
 }
 
 /// The policy the checks run under: the stock numbers.
-pub fn policy() -> Policy {
+pub(crate) fn policy() -> Policy {
     Policy {
         lock: LockPolicy {
             max_failures: 10,
@@ -119,7 +119,7 @@ macro_rules! ensure {
 
 /// Runs `steps` against a fresh room (created with a pairing code), checking every invariant
 /// after each; the first one broken is returned.
-pub fn run(steps: &[Step]) -> Result<(), String> {
+pub(crate) fn run(steps: &[Step]) -> Result<(), String> {
     let policy = policy();
     let mut core = RoomCore::default();
     let mut now = 1_000_000u64;

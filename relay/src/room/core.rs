@@ -16,18 +16,18 @@ use stelgano_store::{Guard, RoomRecord, Seat, Tier};
 use subtle::ConstantTimeEq;
 
 use crate::error::RelayError;
-use crate::guard::{self, LockPolicy, Strike};
+use crate::room::guard::{self, LockPolicy, Strike};
 
 /// The expiry of a room that never expires (an operator's TTL of 0): the last millisecond of
 /// the year 9999. Every client can parse it as a date and none will reach it, where a `null`
 /// would break clients that expect a date.
-pub const NEVER_MS: u64 = 253_402_300_799_999;
+pub(crate) const NEVER_MS: u64 = 253_402_300_799_999;
 
 const HOUR_MS: u64 = 3_600_000;
 
 /// The numbers a room's decisions depend on, from the relay's config.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub lock: LockPolicy,
     /// Lifetime of a new room; 0 = no expiry.
     pub free_ttl_ms: u64,
@@ -37,7 +37,7 @@ pub struct Policy {
 
 impl Policy {
     /// The expiry of a room created at `now_ms` in the free tier.
-    pub fn free_expiry(&self, now_ms: u64) -> u64 {
+    pub(crate) fn free_expiry(&self, now_ms: u64) -> u64 {
         if self.free_ttl_ms == 0 {
             return NEVER_MS;
         }
@@ -48,7 +48,7 @@ impl Policy {
     /// the extended TTL added to the later of the two, floored to the whole hour so the stored
     /// time does not encode the moment of redemption (PROTOCOL.md §3). The hour is rounded up
     /// instead when flooring would not move the expiry at all (an extended TTL under an hour).
-    pub fn extended_expiry(&self, now_ms: u64, current_ms: u64) -> u64 {
+    pub(crate) fn extended_expiry(&self, now_ms: u64, current_ms: u64) -> u64 {
         if self.extended_ttl_ms == 0 || current_ms >= NEVER_MS {
             return NEVER_MS;
         }
@@ -64,7 +64,7 @@ impl Policy {
     }
 
     /// `record` moved to the extended tier at `now_ms`.
-    pub fn extend(&self, record: &RoomRecord, now_ms: u64) -> RoomRecord {
+    pub(crate) fn extend(&self, record: &RoomRecord, now_ms: u64) -> RoomRecord {
         let mut rec = record.clone();
         rec.tier = Tier::Paid;
         rec.ttl_expires_at_ms = self.extended_expiry(now_ms, rec.ttl_expires_at_ms);
@@ -74,7 +74,7 @@ impl Policy {
 
 /// The pairing code a join carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Otp {
+pub(crate) enum Otp {
     /// None given: absent, null or empty.
     Absent,
     /// Given, but not 64 lowercase hex: a wrong code when one is needed, none when creating.
@@ -94,7 +94,7 @@ impl Otp {
 
 /// The room's one message. Kept compact: a parked room (no socket) costs little more than this.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     pub(crate) id: uuid::Uuid,
     pub(crate) sender: [u8; 32],
     /// Exactly as the client sent it (the relay forwards strings unchanged).
@@ -147,7 +147,7 @@ fn iv_text(iv: &str) -> Option<[u8; 16]> {
 
 /// A validated join, as the core sees it.
 #[derive(Debug, Clone)]
-pub struct JoinInput {
+pub(crate) struct JoinInput {
     pub sender: [u8; 32],
     pub access: [u8; 32],
     pub otp: Otp,
@@ -159,7 +159,7 @@ pub struct JoinInput {
 
 /// A validated event from a joined socket (encoding and size were checked by the connection).
 #[derive(Debug, Clone)]
-pub enum Op {
+pub(crate) enum Op {
     Send {
         ciphertext: String,
         iv: String,
@@ -188,7 +188,7 @@ pub enum Op {
 
 /// A record the decision needs stored before its reply goes out.
 #[derive(Debug, Clone)]
-pub struct Write {
+pub(crate) struct Write {
     pub record: RoomRecord,
     /// Flush (fsync) before replying. Only counts of attempts refused during a lock skip it: the
     /// lock itself is on disk already, and a flush per refused attempt would let a guesser make
@@ -198,7 +198,7 @@ pub struct Write {
 
 /// What a join decided.
 #[derive(Debug)]
-pub struct JoinDecision {
+pub(crate) struct JoinDecision {
     pub reply: Result<JoinOk, RelayError>,
     /// The seat the socket now holds (on success).
     pub seat: Option<usize>,
@@ -224,7 +224,7 @@ impl JoinDecision {
 
 /// Who a broadcast skips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     Nobody,
     /// Every socket of this seat (typing goes to the other party only).
     Seat(usize),
@@ -234,7 +234,7 @@ pub enum Skip {
 
 /// What an event from a joined socket asks the actor to do besides replying.
 #[derive(Debug)]
-pub enum Effect {
+pub(crate) enum Effect {
     None,
     /// Store this record; the reply stands only if that works.
     Write(Box<Write>),
@@ -251,7 +251,7 @@ pub enum Effect {
 
 /// What an event from a joined socket decided.
 #[derive(Debug)]
-pub struct OpOutcome {
+pub(crate) struct OpOutcome {
     /// `None`: the event has no reply (receipts, typing, and burns, whose reply the actor sends).
     /// `Some(Ok(frame))` is encoded with an empty ref for the caller to fill.
     pub reply: Option<Result<Vec<u8>, RelayError>>,
@@ -287,33 +287,33 @@ impl OpOutcome {
 
 /// A room's state: its durable record as last stored (`None`: no such room) and its message.
 #[derive(Debug, Default, Clone)]
-pub struct RoomCore {
+pub(crate) struct RoomCore {
     pub(crate) record: Option<RoomRecord>,
     pub(crate) message: Option<Message>,
 }
 
 impl RoomCore {
-    pub fn new(record: Option<RoomRecord>, message: Option<Message>) -> Self {
+    pub(crate) fn new(record: Option<RoomRecord>, message: Option<Message>) -> Self {
         RoomCore { record, message }
     }
 
-    pub fn record(&self) -> Option<&RoomRecord> {
+    pub(crate) fn record(&self) -> Option<&RoomRecord> {
         self.record.as_ref()
     }
 
     /// The store took `record`: it is now what the room is.
-    pub fn commit(&mut self, record: RoomRecord) {
+    pub(crate) fn commit(&mut self, record: RoomRecord) {
         self.record = Some(record);
     }
 
     /// The record is gone from the store: the room and its message are gone too.
-    pub fn burn(&mut self) {
+    pub(crate) fn burn(&mut self) {
         self.record = None;
         self.message = None;
     }
 
     /// Whether the room's TTL has passed at `now_ms`.
-    pub fn is_due(&self, now_ms: u64) -> bool {
+    pub(crate) fn is_due(&self, now_ms: u64) -> bool {
         self.record
             .as_ref()
             .is_some_and(|r| r.ttl_expires_at_ms <= now_ms)
@@ -322,7 +322,7 @@ impl RoomCore {
     /// Decides a join (PROTOCOL.md §3). `allow_create` is asked, and spends a token of the
     /// per-IP limit, only when the join would create the room or claim its second seat;
     /// `new_room_id` only when it creates.
-    pub fn decide_join(
+    pub(crate) fn decide_join(
         &self,
         input: &JoinInput,
         policy: &Policy,
@@ -497,7 +497,7 @@ impl RoomCore {
 
     /// Decides an event of a socket joined to `seat` (socket `conn`). Message events take effect
     /// at once (memory only); record changes come back as an [`Effect`] for the actor to persist.
-    pub fn op(
+    pub(crate) fn op(
         &mut self,
         seat: usize,
         conn: u64,
@@ -705,7 +705,7 @@ fn join_ok(rec: &RoomRecord, current: Option<MessagePayload>, failed: Option<u32
 }
 
 /// A random UUID v4 for a new room.
-pub fn random_room_id() -> [u8; 16] {
+pub(crate) fn random_room_id() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 

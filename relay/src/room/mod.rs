@@ -13,6 +13,9 @@
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod check;
 pub(crate) mod core;
+pub(crate) mod guard;
+pub(crate) mod registry;
+pub(crate) mod sweeper;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,26 +30,26 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-pub use self::core::Op;
-pub use self::core::Otp;
+pub(crate) use self::core::Op;
+pub(crate) use self::core::Otp;
 use self::core::{Effect, JoinDecision, JoinInput, Message, RoomCore, Skip, Write, NEVER_MS};
 use crate::error::RelayError;
 use crate::metrics::{Expiry, JoinOutcome, Limit, StoreOp};
-use crate::outbox::{Outbound, Outbox, Refused};
+use crate::socket::outbox::{Outbound, Outbox, Refused};
 use crate::Shared;
 use stelgano_proto::check::iso_ms;
 use stelgano_store::Redeemed;
 
 /// Capacity of a room's mailbox. Senders wait for room (connections with a timeout, see
 /// `Rooms::send`), so a burst slows the sockets that cause it instead of growing memory.
-pub const MAILBOX: usize = 64;
+pub(crate) const MAILBOX: usize = 64;
 
 /// How soon a TTL expiry that the store refused is tried again.
 const EXPIRE_RETRY: Duration = Duration::from_secs(1);
 
 /// What a socket asks of its room.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Join (create, rejoin, claim the second seat, or a guess). The reply frame goes to `out`,
     /// held until `deadline` (the time floor); the oneshot says whether the socket is now joined.
     Join(Box<JoinRequest>, oneshot::Sender<bool>),
@@ -64,7 +67,7 @@ pub enum Command {
 
 /// A validated join.
 #[derive(Debug, Clone)]
-pub struct JoinRequest {
+pub(crate) struct JoinRequest {
     pub conn: u64,
     pub sender: [u8; 32],
     pub access: [u8; 32],
@@ -79,19 +82,19 @@ pub struct JoinRequest {
 
 /// An event from joined socket `conn`, with the client's ref.
 #[derive(Debug)]
-pub struct OpRequest {
+pub(crate) struct OpRequest {
     pub conn: u64,
     pub reference: Option<String>,
     pub op: Op,
 }
 
 /// How long a socket waits for room in a busy room's mailbox before its request fails.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A handle to a live room actor; cheap to clone. The only way to reach a room: its methods own
 /// the mailbox, the wait for room in it ([`SEND_TIMEOUT`]) and what an exited actor means.
 #[derive(Debug, Clone)]
-pub struct RoomHandle {
+pub(crate) struct RoomHandle {
     pub(crate) generation: u64,
     tx: mpsc::Sender<Command>,
 }

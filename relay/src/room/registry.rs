@@ -10,9 +10,9 @@ use stelgano_store::{Locator, RoomKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::RelayError;
-use crate::outbox::{Outbound, Outbox};
 use crate::room::core::Message;
 use crate::room::{Command, RoomActor, RoomHandle, Unanswered, MAILBOX};
+use crate::socket::outbox::{Outbound, Outbox};
 use crate::Shared;
 
 /// A room the registry knows about.
@@ -30,7 +30,7 @@ enum Slot {
 /// Rooms in memory. An actor leaves with its generation, so a late exit can never remove or
 /// overwrite the newer actor that a join started for the same room in the meantime.
 #[derive(Debug, Default)]
-pub struct Rooms {
+pub(crate) struct Rooms {
     map: DashMap<Locator, Slot>,
     next_generation: AtomicU64,
     /// Sockets open on a room's path that have not joined (yet), so a burn or an expiry can
@@ -41,7 +41,7 @@ pub struct Rooms {
 
 impl Rooms {
     /// Number of rooms with a running actor (at least one socket joined, or work in progress).
-    pub fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.map
             .iter()
             .filter(|e| matches!(e.value(), Slot::Live(_)))
@@ -49,7 +49,7 @@ impl Rooms {
     }
 
     /// Number of rooms holding a message with no actor running.
-    pub fn parked(&self) -> usize {
+    pub(crate) fn parked(&self) -> usize {
         self.map
             .iter()
             .filter(|e| matches!(e.value(), Slot::Parked(_)))

@@ -25,92 +25,92 @@ static ASSETS: &[Asset] = &[
     Asset {
         path: "/",
         content_type: HTML,
-        body: include_bytes!("../../client/web/index.html"),
+        body: include_bytes!("../../../client/web/index.html"),
     },
     Asset {
         path: "/chat",
         content_type: HTML,
-        body: include_bytes!("../../client/web/chat.html"),
+        body: include_bytes!("../../../client/web/chat.html"),
     },
     Asset {
         path: "/security",
         content_type: HTML,
-        body: include_bytes!("../../client/web/security.html"),
+        body: include_bytes!("../../../client/web/security.html"),
     },
     Asset {
         path: "/style.css",
         content_type: CSS,
-        body: include_bytes!("../../client/web/style.css"),
+        body: include_bytes!("../../../client/web/style.css"),
     },
     Asset {
         path: "/page.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/page.js"),
+        body: include_bytes!("../../../client/web/page.js"),
     },
     Asset {
         path: "/app.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/app.js"),
+        body: include_bytes!("../../../client/web/app.js"),
     },
     Asset {
         path: "/crypto.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/crypto.js"),
+        body: include_bytes!("../../../client/web/crypto.js"),
     },
     Asset {
         path: "/kdf.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/kdf.js"),
+        body: include_bytes!("../../../client/web/kdf.js"),
     },
     Asset {
         path: "/kdf-worker.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/kdf-worker.js"),
+        body: include_bytes!("../../../client/web/kdf-worker.js"),
     },
     Asset {
         path: "/channel.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/channel.js"),
+        body: include_bytes!("../../../client/web/channel.js"),
     },
     Asset {
         path: "/steg.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/steg.js"),
+        body: include_bytes!("../../../client/web/steg.js"),
     },
     Asset {
         path: "/gone",
         content_type: HTML,
-        body: include_bytes!("../../client/web/gone.html"),
+        body: include_bytes!("../../../client/web/gone.html"),
     },
     Asset {
         path: "/gone.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/gone.js"),
+        body: include_bytes!("../../../client/web/gone.js"),
     },
     Asset {
         path: "/reasons.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/reasons.js"),
+        body: include_bytes!("../../../client/web/reasons.js"),
     },
     Asset {
         path: "/ui.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/ui.js"),
+        body: include_bytes!("../../../client/web/ui.js"),
     },
     Asset {
         path: "/entry.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/entry.js"),
+        body: include_bytes!("../../../client/web/entry.js"),
     },
     Asset {
         path: "/session.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/session.js"),
+        body: include_bytes!("../../../client/web/session.js"),
     },
     Asset {
         path: "/chat.js",
         content_type: JS,
-        body: include_bytes!("../../client/web/chat.js"),
+        body: include_bytes!("../../../client/web/chat.js"),
     },
     Asset {
         path: "/robots.txt",
@@ -122,7 +122,7 @@ static ASSETS: &[Asset] = &[
 /// Nothing inline and nothing from elsewhere: scripts, styles, the key worker and the socket all
 /// come from this origin. `connect-src 'self'` covers the same-origin ws:/wss: socket in current
 /// browsers; `img-src data:` admits only the empty favicon that stops a request for /favicon.ico.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; worker-src 'self'; img-src 'self' data:; font-src 'self'; manifest-src 'none'; \
      object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
@@ -147,7 +147,7 @@ const COMMON_HEADERS: &[(&str, &str)] = &[
 /// The response for a GET/HEAD of `path` (no query string) when it names a page or asset of the
 /// browser client, else `None` (the server then answers 404). `hsts` is set when the operator says
 /// the relay is served over TLS.
-pub fn serve(path: &str, hsts: bool) -> Option<Response<Full<Bytes>>> {
+pub(crate) fn serve(path: &str, hsts: bool) -> Option<Response<Full<Bytes>>> {
     let asset = ASSETS.iter().find(|a| a.path == path)?;
     let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
     *response.status_mut() = StatusCode::OK;

@@ -21,6 +21,8 @@ use tracing::{debug, warn};
 use crate::metrics::Limit;
 use crate::Shared;
 
+pub(crate) mod web;
+
 type Body = Full<Bytes>;
 type Permit = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
 
@@ -154,7 +156,7 @@ fn route<B>(
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
-        _ if get => crate::web::serve(path, shared.config.hsts)
+        _ if get => crate::http::web::serve(path, shared.config.hsts)
             .unwrap_or_else(|| plain(StatusCode::NOT_FOUND, "not found")),
         _ => plain(StatusCode::NOT_FOUND, "not found"),
     }
@@ -328,7 +330,7 @@ fn upgrade<B>(
         }
     };
     let permit = permit.lock().ok().and_then(|mut p| p.take());
-    shared.tasks.spawn(crate::connection::serve(
+    shared.tasks.spawn(crate::socket::serve(
         shared.clone(),
         RoomKeys::derive(&key),
         ip,

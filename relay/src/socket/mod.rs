@@ -7,6 +7,9 @@
 //! out the time floor there, which delays what queues behind them (nothing may reach a socket
 //! before its join reply) without blocking the reader or the room.
 
+pub(crate) mod frames;
+pub(crate) mod outbox;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,10 +30,10 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tracing::{debug, trace};
 
+use self::frames::{FrameReader, Next, OpCode};
+use self::outbox::Outbound;
+use self::outbox::{Gate, Liveness, Outbox, WriteIo};
 use crate::error::RelayError;
-use crate::frames::{self, FrameReader, Next, OpCode};
-use crate::outbox::Outbound;
-use crate::outbox::{self, Gate, Liveness, Outbox, WriteIo};
 use crate::ratelimit::SocketSlot;
 use crate::room::{Command, JoinRequest, Op, Otp, RoomHandle};
 use crate::Shared;

@@ -11,7 +11,7 @@ use stelgano_store::Guard;
 
 /// The numbers behind every lock, taken from the relay's config.
 #[derive(Debug, Clone, Copy)]
-pub struct LockPolicy {
+pub(crate) struct LockPolicy {
     /// Failures that lock (the one that reaches this count locks).
     pub max_failures: u32,
     /// The first lock; each further lock doubles, up to `max_lock`.
@@ -24,7 +24,7 @@ pub struct LockPolicy {
 
 /// What one more failure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strike {
+pub(crate) enum Strike {
     /// Still open; this many failures remain before a lock.
     Remaining(u32),
     /// This failure locked the guard for this long.
@@ -32,12 +32,12 @@ pub enum Strike {
 }
 
 /// Milliseconds left on the guard's lock, if it is locked at `now_ms`.
-pub fn locked_for(guard: &Guard, now_ms: u64) -> Option<u64> {
+pub(crate) fn locked_for(guard: &Guard, now_ms: u64) -> Option<u64> {
     (guard.locked_until_ms > now_ms).then(|| guard.locked_until_ms - now_ms)
 }
 
 /// The escalation level at `now_ms`, after the decay earned by quiet time since the last attempt.
-pub fn level_at(guard: &Guard, now_ms: u64, policy: &LockPolicy) -> u32 {
+pub(crate) fn level_at(guard: &Guard, now_ms: u64, policy: &LockPolicy) -> u32 {
     let decay_ms = (policy.decay.as_millis() as u64).max(1);
     let quiet_spans = now_ms.saturating_sub(guard.last_attempt_ms) / decay_ms;
     guard
@@ -48,14 +48,14 @@ pub fn level_at(guard: &Guard, now_ms: u64, policy: &LockPolicy) -> u32 {
 /// Records an attempt at `now_ms` (wrong, or refused while locked): the decay earned so far is
 /// kept, and the quiet time starts again from here. Without settling the level first, a new
 /// attempt would bring back levels that had already decayed.
-pub fn touch(guard: &mut Guard, now_ms: u64, policy: &LockPolicy) {
+pub(crate) fn touch(guard: &mut Guard, now_ms: u64, policy: &LockPolicy) {
     guard.level = level_at(guard, now_ms, policy);
     guard.last_attempt_ms = guard.last_attempt_ms.max(now_ms);
 }
 
 /// Counts one failure at `now_ms`. The failure that reaches the limit locks for
 /// `first_lock × 2^level` (capped), raises the level, and restarts the count for the next window.
-pub fn strike(guard: &mut Guard, now_ms: u64, policy: &LockPolicy) -> Strike {
+pub(crate) fn strike(guard: &mut Guard, now_ms: u64, policy: &LockPolicy) -> Strike {
     touch(guard, now_ms, policy);
     let max = policy.max_failures.max(1);
     guard.failures = guard.failures.saturating_add(1);
@@ -70,7 +70,7 @@ pub fn strike(guard: &mut Guard, now_ms: u64, policy: &LockPolicy) -> Strike {
 }
 
 /// How long a lock at escalation `level` lasts.
-pub fn lock_ms(level: u32, policy: &LockPolicy) -> u64 {
+pub(crate) fn lock_ms(level: u32, policy: &LockPolicy) -> u64 {
     let factor = 1u32.checked_shl(level.min(31)).unwrap_or(u32::MAX);
     let lock = policy
         .first_lock
@@ -81,7 +81,7 @@ pub fn lock_ms(level: u32, policy: &LockPolicy) -> u64 {
 }
 
 /// Seconds for a `retry_after` field, rounded up so a client never retries a moment too early.
-pub fn ms_to_retry_secs(ms: u64) -> u64 {
+pub(crate) fn ms_to_retry_secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 

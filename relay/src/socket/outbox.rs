@@ -29,13 +29,13 @@ use tokio_util::sync::CancellationToken;
 /// Most items a socket may have queued. The protocol is turn-based and the kernel's send buffer
 /// takes ordinary traffic directly, so a healthy socket queues nothing; 64 absorbs a burst of
 /// replies to a client that pipelines while its peer is slow.
-pub const QUEUE: usize = 64;
+pub(crate) const QUEUE: usize = 64;
 /// A queued write that cannot complete in this long means the peer stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Something to send to a socket.
 #[derive(Debug)]
-pub enum Outbound {
+pub(crate) enum Outbound {
     /// A text frame.
     Text(Bytes),
     /// Two text frames in one write: a sender's own `new_message` and the `ok` that follows it.
@@ -69,7 +69,7 @@ impl Outbound {
 
 /// Why an item was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// The queue is full: the peer is not reading.
     Full,
     /// The socket is closing or closed.
@@ -100,7 +100,7 @@ struct Queue {
 /// one end of a Unix socket pair bridged to it (see `connection::serve`). Both take
 /// non-blocking writes from any thread, which is what lets the room write without a task.
 #[derive(Debug)]
-pub enum WriteIo {
+pub(crate) enum WriteIo {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     #[cfg(unix)]
     Unix(tokio::net::unix::OwnedWriteHalf),
@@ -163,21 +163,21 @@ struct Inner {
 
 /// A socket's outgoing side; cheap to clone (the room keeps one per member).
 #[derive(Debug, Clone)]
-pub struct Outbox(Arc<Inner>);
+pub(crate) struct Outbox(Arc<Inner>);
 
 /// The read side's view of the outbox: tells the reader to stop once the socket is finished
 /// (closed by the room, by the relay's shutdown, by an idle timeout or by a failed write).
 #[derive(Debug, Clone)]
-pub struct Gate(Arc<Inner>);
+pub(crate) struct Gate(Arc<Inner>);
 
 impl Gate {
     /// `Ready` once the socket is finished; registers the waker otherwise. Cheap: one atomic
     /// load when nothing happened, so it can sit in front of every read.
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.0.stopped.load(Ordering::Acquire)
     }
 
-    pub fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.0.stopped.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
@@ -190,13 +190,13 @@ impl Gate {
     }
 
     /// Counts a frame from the client (for idle detection).
-    pub fn saw_frame(&self) {
+    pub(crate) fn saw_frame(&self) {
         self.0.seen.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Outbox {
-    pub fn new(io: WriteIo) -> Outbox {
+    pub(crate) fn new(io: WriteIo) -> Outbox {
         Outbox(Arc::new(Inner {
             io,
             queue: Mutex::new(Queue {
@@ -213,7 +213,7 @@ impl Outbox {
         }))
     }
 
-    pub fn gate(&self) -> Gate {
+    pub(crate) fn gate(&self) -> Gate {
         Gate(self.0.clone())
     }
 
@@ -225,13 +225,13 @@ impl Outbox {
 
     /// Sends `item` now if nothing is ahead of it and the kernel takes it, else queues it for the
     /// writer task. Never waits.
-    pub fn try_push(&self, item: Outbound) -> Result<(), Refused> {
+    pub(crate) fn try_push(&self, item: Outbound) -> Result<(), Refused> {
         self.offer(item).map_err(|(why, _)| why)
     }
 
     /// As [`try_push`](Self::try_push), but waits for room in the queue. For the socket's own
     /// reader: a client that sends faster than it reads is simply not read from meanwhile.
-    pub async fn push(&self, mut item: Outbound) -> Result<(), Refused> {
+    pub(crate) async fn push(&self, mut item: Outbound) -> Result<(), Refused> {
         loop {
             // Registered before the attempt, so a wake-up between the two is not lost.
             let space = self.0.space.notified();
@@ -288,7 +288,7 @@ impl Outbox {
 
     /// No more items after what is queued: the writer sends those and stops. For a socket whose
     /// reader has ended.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         let mut q = self.lock();
         if q.phase == Phase::Open {
             q.phase = Phase::Closing;
@@ -303,7 +303,7 @@ impl Outbox {
     /// Closes the socket as soon as what the kernel already has is out: whatever is queued is
     /// dropped, the close frame goes next, and the reader stops. For a peer that is too slow
     /// (1008), the relay's shutdown (1001) or an idle peer (1001).
-    pub fn kill(&self, code: u16, reason: &'static str) {
+    pub(crate) fn kill(&self, code: u16, reason: &'static str) {
         let mut q = self.lock();
         if q.phase == Phase::Done {
             return;
@@ -318,7 +318,7 @@ impl Outbox {
     }
 
     /// True once the writer has stopped: the socket is gone.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.lock().phase == Phase::Done
     }
 
@@ -478,7 +478,7 @@ async fn write_all(io: &WriteIo, buf: &[u8]) -> io::Result<()> {
 
 /// How often to ping and when a silent peer counts as gone.
 #[derive(Debug, Clone, Copy)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     pub ping_every: Duration,
     pub idle_after: Duration,
 }
@@ -486,7 +486,7 @@ pub struct Liveness {
 /// The socket's writer task: sends what queued, pings on an interval and closes idle peers
 /// (1001 `idle_timeout`), closes with 1001 `going_away` on the relay's shutdown. Ends after a
 /// close frame or a failed write; then the read side is told to stop and the write side is shut.
-pub async fn run_writer(outbox: Outbox, shutdown: CancellationToken, live: Liveness) {
+pub(crate) async fn run_writer(outbox: Outbox, shutdown: CancellationToken, live: Liveness) {
     let inner = &outbox.0;
     let every = live.ping_every;
     let mut ping = tokio::time::interval_at(Instant::now() + every, every);
