@@ -81,6 +81,17 @@ impl From<TokenCounts> for Counts {
 /// Mints `count` tokens redeemable for `days` days and returns their secrets, the only copy
 /// there will ever be. Goes through the running relay's admin socket if there is one, else
 /// opens the token store directly.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let secrets = stelgano_relay::admin::mint(dir.path(), 3, 30).await?;
+/// assert_eq!(secrets.len(), 3);
+/// let counts = stelgano_relay::admin::counts(dir.path()).await?;
+/// assert_eq!(counts.unused, 3);
+/// # Ok(()) }
+/// ```
 pub async fn mint(data_dir: &Path, count: u32, days: u32) -> Result<Vec<String>, RelayError> {
     if count == 0 || count > MAX_MINT {
         return Err(RelayError::Admin(format!(

@@ -9,6 +9,18 @@ use stelgano_proto::limits;
 /// Everything an operator can tune. `Config::default()` is what `stelgano-relay` runs with when no
 /// flag is given; the binary maps each flag (and `STELGANO_<FLAG>` env var) onto one field.
 /// `Debug` shows the settings with the metrics token redacted.
+///
+/// ```
+/// use std::time::Duration;
+/// use stelgano_relay::Config;
+/// let config = Config {
+///     free_ttl: Duration::from_secs(30 * 24 * 3600),
+///     extension_tokens: true,
+///     ..Config::default()
+/// };
+/// config.validate()?;
+/// # Ok::<(), stelgano_relay::config::ConfigError>(())
+/// ```
 #[derive(Clone)]
 pub struct Config {
     /// Address to listen on.
@@ -136,6 +148,12 @@ impl std::fmt::Debug for Config {
 
 /// A setting with a value it cannot take: names the setting as an operator writes it (flag,
 /// `STELGANO_` variable or config-file key) and the value given.
+///
+/// ```
+/// use stelgano_relay::Config;
+/// let e = Config { max_failures: 0, ..Config::default() }.validate().unwrap_err();
+/// assert_eq!(e.to_string(), "max_failures = 0: must be 1 to 1000");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The setting's name in the config file (the flag is the same with `-` for `_`).
@@ -250,6 +268,16 @@ impl Config {
 /// one struct (flag `--lock-minutes` = variable `STELGANO_LOCK_MINUTES` = key `lock_minutes`).
 /// Every field is optional: what is not set anywhere keeps its value from [`Config::default`],
 /// the one place defaults are defined.
+///
+/// ```
+/// use stelgano_relay::config::Settings;
+/// let file = Settings::from_toml("lock_minutes = 5\nfree_ttl_hours = 0\n")?;
+/// let config = file.to_config()?;
+/// assert_eq!(config.first_lock.as_secs(), 300);
+/// assert!(config.free_ttl.is_zero()); // rooms never expire
+/// assert!(Settings::from_toml("lock_minuts = 5").is_err()); // unknown keys are named
+/// # Ok::<(), stelgano_relay::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {

@@ -7,6 +7,15 @@ use stelgano_store::StoreError;
 /// your turn: one of the wire's reasons, PROTOCOL.md §7, with its counts), or an internal fault
 /// (the store, an overloaded room), which reaches the wire only as `internal_error`, never with
 /// its details. The reasons are listed once, in `stelgano_proto::Reason`.
+///
+/// ```
+/// use stelgano_proto::Reason;
+/// use stelgano_relay::RelayError;
+/// let e = RelayError::from(Reason::NotYourTurn);
+/// assert_eq!(e.reason(), Some(Reason::NotYourTurn));
+/// assert_eq!(RelayError::locked(60).to_wire().retry_after, Some(60));
+/// assert_eq!(RelayError::Busy.to_wire().reason, Reason::InternalError);
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// A protocol outcome, sent to the client exactly as this error body.
@@ -87,6 +96,15 @@ impl RelayError {
 
 /// Why a relay did not start ([`crate::Relay::start`], [`crate::Embedded::start`]): its own
 /// type, apart from the errors a request can meet on the wire.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use stelgano_relay::{Config, Relay, StartError};
+/// let bad = Config { max_sockets_per_room: 0, ..Config::default() };
+/// assert!(matches!(Relay::start(bad).await, Err(StartError::Config(_))));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A setting the relay cannot run with, named with its value.

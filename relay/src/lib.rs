@@ -103,6 +103,22 @@ impl Shared {
 }
 
 /// A running relay.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// use stelgano_relay::{Config, Relay};
+/// let relay = Relay::start(Config {
+///     listen: "127.0.0.1:0".parse()?,
+///     data_dir: dir.path().to_path_buf(),
+///     ..Config::default()
+/// })
+/// .await?;
+/// assert!(relay.local_addr().port() != 0);
+/// relay.shutdown().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Relay {
     addr: SocketAddr,

@@ -397,6 +397,12 @@ fn respond(status: StatusCode, content_type: &'static str, body: &'static str) -
 /// The client's address, for a host server that mounts the relay ([`RelayService`]) to put in
 /// each request's extensions: the relay's per-IP limits count against it. Without it (and
 /// without `trust_forwarded_for`), every client of the host shares one budget.
+///
+/// ```
+/// use stelgano_relay::ClientAddr;
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(ClientAddr("203.0.113.7:50000".parse().unwrap()));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -405,6 +411,23 @@ pub struct ClientAddr(pub SocketAddr);
 /// `/api/…`, the room WebSockets (upgraded through the host's server), `/healthz`. A request
 /// for the bare prefix is redirected to the prefix with a slash, so the pages' relative URLs
 /// resolve below it; any other path gets 404. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// use stelgano_relay::{Config, Embedded};
+/// let relay = Embedded::start(Config { data_dir: dir.path().into(), ..Config::default() }).await?;
+/// let service = relay.service("/stelgano");
+/// let ok = service.handle(http::Request::get("/stelgano/healthz").body(())?);
+/// assert_eq!(ok.status(), 200);
+/// let bare = service.handle(http::Request::get("/stelgano").body(())?);
+/// assert_eq!(bare.status(), 308); // to /stelgano/
+/// let outside = service.handle(http::Request::get("/other").body(())?);
+/// assert_eq!(outside.status(), 404);
+/// relay.shutdown().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RelayService {
     shared: Arc<Shared>,
