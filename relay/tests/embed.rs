@@ -110,3 +110,80 @@ async fn a_whole_room_runs_through_a_host_site_under_a_prefix() {
         .unwrap());
     relay.shutdown().await;
 }
+
+/// `examples/embed_axum.rs` as a user runs it: its own page at `/`, the relay under
+/// `/stelgano`, a room created through it. `cargo test --workspace` builds the example; a
+/// narrower `cargo test` that did not build it skips loudly (and fails under
+/// `STELGANO_REQUIRE_SYSTEM_DEPS=1`, as in CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedding_example_serves_its_site_and_the_relay() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("embed_axum"))
+        .unwrap();
+    if !example.is_file() {
+        let why = format!(
+            "{} is not built (cargo test --workspace builds it)",
+            example.display()
+        );
+        if std::env::var("STELGANO_REQUIRE_SYSTEM_DEPS").is_ok_and(|v| v == "1") {
+            panic!("{why}");
+        }
+        eprintln!("\n*** SKIP: the embedding example: {why} ***\n");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&example)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--join-floor-ms",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("host site on http://") {
+                let addr = rest.split('/').next().unwrap_or("").to_owned();
+                let _ = tx.send(addr.parse::<std::net::SocketAddr>().ok());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .ok()
+        .flatten()
+        .expect("the example did not say where it listens");
+    let (status, _, body) = raw_http(addr, &get_req("/")).await;
+    assert_eq!((status, body.as_str()), (200, "The host's own page."));
+    let (status, _, body) = raw_http(addr, &get_req("/stelgano/api/config")).await;
+    assert_eq!(status, 200, "{body}");
+    let url = RelayUrl::parse(&format!("ws://{addr}/stelgano")).unwrap();
+    let id = Identity::derive("+1 415 555 0166", "8080").unwrap();
+    let room = Client::connect(&url, id.clone())
+        .await
+        .unwrap()
+        .join(id.derive_key(), JoinOptions::default())
+        .await
+        .unwrap();
+    assert!(room.info().awaiting_party);
+    assert!(room_exists(&url, id.room_hash(), Duration::from_secs(5))
+        .await
+        .unwrap());
+    room.close().await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
