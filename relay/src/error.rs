@@ -60,6 +60,10 @@ pub enum RelayError {
     /// Token administration (`stelgano-relay tokens`) failed; never a network answer.
     #[error("{0}")]
     Admin(String),
+    /// Node tooling (`stelgano-relay nodes`: the ring, moving records) failed; never a network
+    /// answer.
+    #[error("{0}")]
+    Nodes(String),
 }
 
 impl RelayError {
@@ -108,6 +112,7 @@ impl RelayError {
             | RelayError::Store(_)
             | RelayError::Io(_)
             | RelayError::Admin(_)
+            | RelayError::Nodes(_)
             | RelayError::Config(_) => Reason::InternalError,
         };
         ErrorBody::new(reason)
@@ -122,6 +127,7 @@ impl RelayError {
                 | RelayError::Store(_)
                 | RelayError::Io(_)
                 | RelayError::Admin(_)
+                | RelayError::Nodes(_)
                 | RelayError::Config(_)
         )
     }

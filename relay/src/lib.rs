@@ -12,6 +12,8 @@
 //! - [`health`]: watches the store; while it cannot write, the relay refuses work and retries it.
 //! - [`admin`]: extension tokens: minting and counting (`stelgano-relay tokens`), the relay's
 //!   admin socket and the sweep of expired tokens.
+//! - [`ring`]: nginx's consistent-hash ring, reproduced; [`nodes`]: moving records between
+//!   nodes when the node list changes (`stelgano-relay nodes`, docs/SCALING.md).
 //! - [`ratelimit`], [`metrics`], [`clock`], [`config`], [`error`], [`web`] (the embedded browser client).
 //!
 //! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
@@ -33,9 +35,11 @@ pub mod fuzzing;
 pub mod guard;
 pub mod health;
 pub mod metrics;
+pub mod nodes;
 pub mod outbox;
 pub mod ratelimit;
 pub mod room;
+pub mod ring;
 pub mod rooms;
 pub mod server;
 pub mod sweeper;

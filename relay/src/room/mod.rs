@@ -222,6 +222,11 @@ impl RoomActor {
     fn reload(&mut self) -> Result<(), RelayError> {
         let epoch = self.shared.store.epoch();
         self.core.record = self.shared.store.get(&self.keys)?;
+        if self.core.record.is_some() {
+            // A record from before ring positions were kept gets one now, so that it can be
+            // moved when nodes are added or removed (docs/SCALING.md).
+            self.shared.store.place(&self.keys)?;
+        }
         self.epoch = epoch;
         Ok(())
     }
