@@ -271,7 +271,10 @@ async fn tokens(action: &Tokens, data_dir: &std::path::Path) -> ExitCode {
 
 /// `stelgano-relay nodes …`: counts as `key<TAB>value` lines on stdout; the receipt of an
 /// import alone on its own `receipt` line.
-async fn nodes(action: &Nodes, data_dir: &std::path::Path) -> Result<(), stelgano_relay::RelayError> {
+async fn nodes(
+    action: &Nodes,
+    data_dir: &std::path::Path,
+) -> Result<(), stelgano_relay::RelayError> {
     use stelgano_relay::nodes;
     use stelgano_relay::ring::Ring;
     let print_plan = |plan: &nodes::Plan| {

@@ -49,8 +49,7 @@ impl Ring {
         }
         let servers: Vec<String> = servers.iter().map(|s| s.as_ref().to_owned()).collect();
         for (i, s) in servers.iter().enumerate() {
-            if s.is_empty() || s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c == ',')
-            {
+            if s.is_empty() || s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c == ',') {
                 return Err(RelayError::Nodes(format!("bad node name {s:?}")));
             }
             if servers[..i].contains(s) {
@@ -167,7 +166,14 @@ mod tests {
         assert_eq!(ring.owner(lo), lo_idx);
         assert_eq!(ring.owner(0), lo_idx);
         assert_eq!(ring.owner(hi.saturating_add(1)), lo_idx);
-        assert_eq!(ring.owner(u32::MAX), if hi == u32::MAX { ring.points.last().unwrap().1 } else { lo_idx });
+        assert_eq!(
+            ring.owner(u32::MAX),
+            if hi == u32::MAX {
+                ring.points.last().unwrap().1
+            } else {
+                lo_idx
+            }
+        );
         let (p5, idx5) = ring.points[5];
         assert_eq!(ring.owner(p5), idx5);
         assert_eq!(ring.owner(ring.points[4].0 + 1), idx5);

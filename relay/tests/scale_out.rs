@@ -334,7 +334,11 @@ async fn routed_exists(nginx: SocketAddr, room: &str) -> (u16, Option<String>, O
 }
 
 /// For each sample, the node nginx routed it to; asserts it is the ring's choice every time.
-async fn check_ring_against_nginx(nginx: SocketAddr, ring: &Ring, samples: &[String]) -> Vec<String> {
+async fn check_ring_against_nginx(
+    nginx: SocketAddr,
+    ring: &Ring,
+    samples: &[String],
+) -> Vec<String> {
     let mut routed = Vec::with_capacity(samples.len());
     let mut mismatches = 0;
     for room in samples {
@@ -492,16 +496,29 @@ async fn rooms_live_on_one_node_fail_closed_and_move_with_their_records() {
             unavailable += 1;
         } else {
             assert_eq!(status, 200);
-            assert_eq!(node.as_deref(), Some(routed.as_str()), "a room changed node");
+            assert_eq!(
+                node.as_deref(),
+                Some(routed.as_str()),
+                "a room changed node"
+            );
         }
     }
     let share = unavailable as f64 / samples.len() as f64;
-    eprintln!("one of three nodes killed: {unavailable}/{} rooms unavailable ({share:.3})", samples.len());
+    eprintln!(
+        "one of three nodes killed: {unavailable}/{} rooms unavailable ({share:.3})",
+        samples.len()
+    );
     assert!((0.2..0.47).contains(&share), "{share}");
 
     let (status, head, body) = http_get(
         nginx.addr,
-        &format!("/api/room/{}/exists", rooms.iter().find(|r| ring3.owner_of_key(&r.hash) == b_name).map_or(samples[0].as_str(), |r| r.hash.as_str())),
+        &format!(
+            "/api/room/{}/exists",
+            rooms
+                .iter()
+                .find(|r| ring3.owner_of_key(&r.hash) == b_name)
+                .map_or(samples[0].as_str(), |r| r.hash.as_str())
+        ),
         "",
     )
     .await;
@@ -551,7 +568,15 @@ async fn rooms_live_on_one_node_fail_closed_and_move_with_their_records() {
     for n in [&a, &b, &c] {
         let (ok_, out, err) = nodes_cmd(
             &n.dir,
-            &["plan", "--self", &n.name(), "--nodes", &old_list, "--new-nodes", &new_list],
+            &[
+                "plan",
+                "--self",
+                &n.name(),
+                "--nodes",
+                &old_list,
+                "--new-nodes",
+                &new_list,
+            ],
         );
         assert!(ok_, "{err}");
         assert_eq!(field(&out, "unplaced"), vec!["0"], "{out}");
@@ -578,7 +603,14 @@ async fn rooms_live_on_one_node_fail_closed_and_move_with_their_records() {
         let out_dir = bundles.join(n.ip);
         std::fs::create_dir_all(&out_dir).unwrap();
         let (ok_, out, err) = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
-            .args(["nodes", "export", "--self", &n.name(), "--new-nodes", &new_list])
+            .args([
+                "nodes",
+                "export",
+                "--self",
+                &n.name(),
+                "--new-nodes",
+                &new_list,
+            ])
             .arg("--out")
             .arg(&out_dir)
             .arg("--data-dir")
@@ -596,14 +628,30 @@ async fn rooms_live_on_one_node_fail_closed_and_move_with_their_records() {
         for bundle in field(&out, "bundle") {
             let (ok_, out, err) = nodes_cmd(
                 &d.dir,
-                &["import", "--self", &d.name(), "--new-nodes", &new_list, "--bundle", bundle],
+                &[
+                    "import",
+                    "--self",
+                    &d.name(),
+                    "--new-nodes",
+                    &new_list,
+                    "--bundle",
+                    bundle,
+                ],
             );
             assert!(ok_, "{err}");
             let receipt = field(&out, "receipt")[0].to_owned();
             // An import is idempotent; a wrong receipt drops nothing.
             let (ok_, out2, err) = nodes_cmd(
                 &d.dir,
-                &["import", "--self", &d.name(), "--new-nodes", &new_list, "--bundle", bundle],
+                &[
+                    "import",
+                    "--self",
+                    &d.name(),
+                    "--new-nodes",
+                    &new_list,
+                    "--bundle",
+                    bundle,
+                ],
             );
             assert!(ok_, "{err}");
             assert_eq!(field(&out2, "imported"), vec!["0"]);

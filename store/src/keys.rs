@@ -136,7 +136,10 @@ mod tests {
         let hash = [0xab; 32];
         let hex = "ab".repeat(32);
         assert_eq!(ring_position(&hash), crc32fast::hash(hex.as_bytes()));
-        assert_eq!(RoomKeys::derive(&hash).ring_position(), ring_position(&hash));
+        assert_eq!(
+            RoomKeys::derive(&hash).ring_position(),
+            ring_position(&hash)
+        );
     }
 
     #[test]

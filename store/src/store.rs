@@ -378,9 +378,9 @@ impl Store {
     /// there is [`Inserted::AlreadyThere`] (a repeated import); a different record under that
     /// locator is refused, as is a record without a ring position or with an unreadable header.
     pub fn insert_sealed(&self, rec: &SealedRecord) -> Result<Inserted, StoreError> {
-        let ring_pos = rec
-            .ring
-            .ok_or(StoreError::Move("a record without a ring position cannot be placed"))?;
+        let ring_pos = rec.ring.ok_or(StoreError::Move(
+            "a record without a ring position cannot be placed",
+        ))?;
         if rec.value.len() > MAX_SEALED_LEN {
             return Err(StoreError::Move("sealed record is too large"));
         }
@@ -388,8 +388,8 @@ impl Store {
         let loc = rec.locator;
         let index = index_key(at, &loc);
         let inserted = self.write(|inner| {
-            let res = (&inner.rooms, &inner.expiry, &inner.ring).transaction(
-                |(rooms, expiry, ring)| {
+            let res =
+                (&inner.rooms, &inner.expiry, &inner.ring).transaction(|(rooms, expiry, ring)| {
                     if let Some(old) = rooms.get(loc.as_bytes())? {
                         return Ok(if old.as_ref() == rec.value.as_slice() {
                             Some(Inserted::AlreadyThere)
@@ -401,8 +401,7 @@ impl Store {
                     expiry.insert(&index[..], &[][..])?;
                     ring.insert(&loc.as_bytes()[..], &ring_pos.to_be_bytes()[..])?;
                     Ok(Some(Inserted::New))
-                },
-            );
+                });
             match split_abort(res)? {
                 Ok(v) => Ok(v),
                 Err(Abort::OldHeaderCorrupt) => Ok(None),
@@ -429,8 +428,8 @@ impl Store {
     pub fn remove_sealed(&self, rec: &SealedRecord) -> Result<bool, StoreError> {
         let loc = rec.locator;
         let removed = self.write(|inner| {
-            let res = (&inner.rooms, &inner.expiry, &inner.ring).transaction(
-                |(rooms, expiry, ring)| {
+            let res =
+                (&inner.rooms, &inner.expiry, &inner.ring).transaction(|(rooms, expiry, ring)| {
                     let Some(old) = rooms.get(loc.as_bytes())? else {
                         return Ok(Some(false));
                     };
@@ -444,8 +443,7 @@ impl Store {
                     expiry.remove(&index_key(at, &loc)[..])?;
                     ring.remove(&loc.as_bytes()[..])?;
                     Ok(Some(true))
-                },
-            );
+                });
             match split_abort(res)? {
                 Ok(v) => Ok(v),
                 Err(Abort::OldHeaderCorrupt) => {
@@ -983,11 +981,7 @@ mod tests {
         from.put(&keys(2), &rec(300)).unwrap();
         let all = sealed(&from);
         assert_eq!(all.len(), 2);
-        let moving = all
-            .iter()
-            .find(|r| r.locator == loc(2))
-            .unwrap()
-            .clone();
+        let moving = all.iter().find(|r| r.locator == loc(2)).unwrap().clone();
         assert_eq!(moving.expires_at_ms().unwrap(), 300);
         assert_eq!(to.insert_sealed(&moving).unwrap(), Inserted::New);
         assert_eq!(to.insert_sealed(&moving).unwrap(), Inserted::AlreadyThere);
@@ -1021,7 +1015,10 @@ mod tests {
         assert_eq!(b.get(&keys(1)).unwrap(), Some(rec(600)));
         // A record that changed after export is not dropped.
         a.put(&keys(1), &rec(700)).unwrap();
-        assert!(matches!(a.remove_sealed(&exported), Err(StoreError::Move(_))));
+        assert!(matches!(
+            a.remove_sealed(&exported),
+            Err(StoreError::Move(_))
+        ));
         assert_eq!(a.get(&keys(1)).unwrap(), Some(rec(700)));
         // Without a ring position a record cannot be placed anywhere.
         let unplaced = SealedRecord {
