@@ -329,8 +329,13 @@ impl Store {
     /// written before the `ring` tree existed). Returns whether it wrote one. The relay calls
     /// this when it opens a room, the only time it holds the room hash of an old record.
     pub fn place(&self, keys: &RoomKeys) -> Result<bool, StoreError> {
+        let loc = keys.locator();
+        // The common case, a record written by this version, costs one read and no write.
+        let placed = self.read(|inner| Ok(inner.ring.contains_key(loc.as_bytes())?))?;
+        if placed {
+            return Ok(false);
+        }
         self.write(|inner| {
-            let loc = keys.locator();
             let pos = keys.ring_position().to_be_bytes();
             let res = (&inner.rooms, &inner.ring).transaction(|(rooms, ring)| {
                 if rooms.get(loc.as_bytes())?.is_none() || ring.get(loc.as_bytes())?.is_some() {

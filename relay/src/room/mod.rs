@@ -225,7 +225,10 @@ impl RoomActor {
         if self.core.record.is_some() {
             // A record from before ring positions were kept gets one now, so that it can be
             // moved when nodes are added or removed (docs/SCALING.md).
-            self.shared.store.place(&self.keys)?;
+            // Best effort: a failure only leaves the record unplaced until the next open.
+            if let Err(e) = self.shared.store.place(&self.keys) {
+                warn!(error = %e, "could not record a room's ring position");
+            }
         }
         self.epoch = epoch;
         Ok(())
