@@ -701,3 +701,78 @@ async fn rooms_live_on_one_node_fail_closed_and_move_with_their_records() {
     assert!((0.15..0.35).contains(&(changed as f64 / samples.len() as f64)));
     drop(nginx);
 }
+
+/// The move tooling's refusals, without nginx: it will not open a running node's store, will
+/// not export while a record has no ring position (it could not be placed), never drops such a
+/// record, and a record from before ring positions were kept is placed when its room is next
+/// opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplaced_records_are_refused_then_placed_by_the_next_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = Node {
+        ip: "127.0.0.1",
+        port: 0,
+        dir: tmp.path().join("n"),
+        child: None,
+    };
+    n.start();
+    let me = n.name();
+    let list = format!("{me},127.0.0.9:1");
+    let room = random_hex();
+    let who = Who::new();
+    let mut p = Peer::connect(n.addr(), &room).await;
+    ok(&p.join(&who).await);
+    drop(p);
+
+    // The running relay holds the store.
+    let (ok_, _, err) = nodes_cmd(&n.dir, &["plan", "--self", &me, "--new-nodes", &list]);
+    assert!(!ok_ && err.contains("stop this node's relay"), "{err}");
+    n.stop();
+
+    // Make the record look like one stored before ring positions were kept.
+    {
+        let store = stelgano_store::Store::open(&n.dir, &Default::default()).unwrap();
+        let hash = stelgano_proto::check::hex64(&room).unwrap();
+        let loc = stelgano_store::RoomKeys::derive(&hash).locator();
+        store.forget_ring_position(&loc).unwrap();
+        store.flush().await.unwrap();
+    }
+    let (ok_, out, err) = nodes_cmd(&n.dir, &["plan", "--self", &me, "--new-nodes", &list]);
+    assert!(ok_, "{err}");
+    assert_eq!(field(&out, "records"), vec!["1"], "{out}");
+    assert_eq!(field(&out, "unplaced"), vec!["1"], "{out}");
+
+    let bundles = tmp.path().join("bundles");
+    std::fs::create_dir_all(&bundles).unwrap();
+    let export = |keep: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"));
+        cmd.args(["nodes", "export", "--self", &me, "--new-nodes", &list])
+            .arg("--out")
+            .arg(&bundles)
+            .arg("--data-dir")
+            .arg(&n.dir);
+        if keep {
+            cmd.arg("--keep-unplaced");
+        }
+        let o = cmd.output().unwrap();
+        (o.status.success(), String::from_utf8(o.stderr).unwrap())
+    };
+    let (ok_, err) = export(false);
+    assert!(!ok_ && err.contains("no ring position"), "{err}");
+    assert_eq!(std::fs::read_dir(&bundles).unwrap().count(), 0);
+    // Kept on purpose: exported nowhere, and still here.
+    let (ok_, err) = export(true);
+    assert!(ok_, "{err}");
+    assert_eq!(std::fs::read_dir(&bundles).unwrap().count(), 0);
+
+    // The next join places it.
+    n.start();
+    let mut p = Peer::connect(n.addr(), &room).await;
+    ok(&p.join(&who).await);
+    drop(p);
+    n.stop();
+    let (ok_, out, err) = nodes_cmd(&n.dir, &["plan", "--self", &me, "--new-nodes", &list]);
+    assert!(ok_, "{err}");
+    assert_eq!(field(&out, "unplaced"), vec!["0"], "{out}");
+    assert_eq!(field(&out, "records"), vec!["1"], "{out}");
+}

@@ -570,6 +570,16 @@ impl Store {
         self.shared.fail_writes.store(fail, Ordering::SeqCst);
     }
 
+    /// Drops the ring entry of the record at `loc`, as a record stored before ring positions
+    /// were kept would lack it (feature `fault-injection`, for tests of the move tooling).
+    #[cfg(feature = "fault-injection")]
+    pub fn forget_ring_position(&self, loc: &Locator) -> Result<(), StoreError> {
+        self.write(|inner| {
+            inner.ring.remove(loc.as_bytes())?;
+            Ok(())
+        })
+    }
+
     fn check_injected(&self) -> Result<(), StoreError> {
         #[cfg(feature = "fault-injection")]
         if self.shared.fail_writes.load(Ordering::SeqCst) {
