@@ -32,6 +32,10 @@ pub enum RelayError {
     /// Token administration (`stelgano-relay tokens`) failed; never a network answer.
     #[error("{0}")]
     Admin(String),
+    /// Node tooling (`stelgano-relay nodes`: the ring, moving records) failed; never a network
+    /// answer.
+    #[error("{0}")]
+    Nodes(String),
 }
 
 impl From<Reason> for RelayError {
@@ -84,7 +88,8 @@ impl RelayError {
             | RelayError::StoreUnavailable
             | RelayError::Store(_)
             | RelayError::Io(_)
-            | RelayError::Admin(_) => ErrorBody::new(Reason::InternalError),
+            | RelayError::Admin(_)
+            | RelayError::Nodes(_) => ErrorBody::new(Reason::InternalError),
         }
     }
 

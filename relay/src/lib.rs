@@ -31,6 +31,8 @@
 //!   lock policy (`room::guard`) and TTL expiry (`room::sweeper`).
 //! - `health` (store recovery), `admin` (extension tokens), `ratelimit`, `metrics`, `clock`,
 //!   [`config`], `error`.
+//! - [`ring`]: nginx's consistent-hash ring, reproduced; [`nodes`]: moving records between
+//!   nodes when the node list changes (`stelgano-relay nodes`, docs/SCALING.md).
 //!
 //! Message content lives only in room actors' memory; the store (`stelgano-store`) holds room
 //! existence, seats, counters, locks and TTLs.
@@ -51,7 +53,9 @@ pub mod fuzzing;
 mod health;
 mod http;
 mod metrics;
+pub mod nodes;
 mod ratelimit;
+pub mod ring;
 mod room;
 mod socket;
 

@@ -1,6 +1,7 @@
 //! `stelgano-relay`: parses flags (each also read from `STELGANO_<FLAG>`), sets up logging, runs
 //! the relay until SIGINT/SIGTERM, then shuts it down gracefully; or, with `tokens`, mints and
-//! counts extension tokens.
+//! counts extension tokens; or, with `nodes`, plans and carries out the move of room records
+//! when nodes are added to or removed from an nginx-fronted deployment (docs/SCALING.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,61 @@ enum Command {
     Tokens {
         #[command(subcommand)]
         action: Tokens,
+    },
+    /// Several relays behind nginx's consistent hash: which room records change owner when the
+    /// node list changes, and moving just those (docs/SCALING.md). Every action works on the
+    /// store in --data-dir, so that node's relay must be stopped.
+    Nodes {
+        #[command(subcommand)]
+        action: Nodes,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Nodes {
+    /// Count this node's records: unplaced, staying, and moving (by destination). Changes
+    /// nothing.
+    Plan {
+        /// This node, written exactly as in nginx's upstream block (e.g. 10.0.0.2:8080).
+        #[arg(long = "self", value_name = "SERVER")]
+        this: String,
+        /// The current upstream servers, comma-separated, in the upstream block's order.
+        #[arg(long, value_name = "LIST")]
+        nodes: Option<String>,
+        /// The new upstream servers, comma-separated, in the new block's order.
+        #[arg(long, value_name = "LIST")]
+        new_nodes: String,
+    },
+    /// Write one bundle per destination with this node's records that the new list gives to
+    /// another node (sealed, as stored). The store is not changed.
+    Export {
+        #[arg(long = "self", value_name = "SERVER")]
+        this: String,
+        #[arg(long, value_name = "LIST")]
+        new_nodes: String,
+        /// An existing directory for the bundles (`to-<node>.move`).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Leave records without a ring position on this node instead of refusing.
+        #[arg(long)]
+        keep_unplaced: bool,
+    },
+    /// Store a bundle's records on this node (its new owner); prints the receipt for `drop`.
+    Import {
+        #[arg(long = "self", value_name = "SERVER")]
+        this: String,
+        #[arg(long, value_name = "LIST")]
+        new_nodes: String,
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+    },
+    /// Remove a bundle's records from this node (the old owner) once they are imported.
+    Drop {
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// What `import` printed for this bundle.
+        #[arg(long, value_name = "HEX")]
+        receipt: String,
     },
 }
 
@@ -125,6 +181,15 @@ async fn main() -> ExitCode {
     if let Some(Command::Tokens { action }) = &args.command {
         return tokens(action, &config.data_dir).await;
     }
+    if let Some(Command::Nodes { action }) = &args.command {
+        return match nodes(action, &config.data_dir).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stelgano-relay nodes: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.print_config {
         print!("{}", Settings::from_config(&config).to_toml());
         return ExitCode::SUCCESS;
@@ -202,6 +267,67 @@ async fn tokens(action: &Tokens, data_dir: &std::path::Path) -> ExitCode {
             }
         },
     }
+}
+
+/// `stelgano-relay nodes …`: counts as `key<TAB>value` lines on stdout; the receipt of an
+/// import alone on its own `receipt` line.
+async fn nodes(
+    action: &Nodes,
+    data_dir: &std::path::Path,
+) -> Result<(), stelgano_relay::RelayError> {
+    use stelgano_relay::nodes;
+    use stelgano_relay::ring::Ring;
+    let print_plan = |plan: &nodes::Plan| {
+        println!("records\t{}", plan.records);
+        println!("unplaced\t{}", plan.unplaced);
+        println!("stay\t{}", plan.stay);
+        println!("misplaced\t{}", plan.misplaced);
+        for (to, n) in &plan.moving {
+            println!("move\t{to}\t{n}");
+        }
+    };
+    match action {
+        Nodes::Plan {
+            this,
+            nodes: old,
+            new_nodes,
+        } => {
+            let old = old.as_deref().map(Ring::parse).transpose()?;
+            let new = Ring::parse(new_nodes)?;
+            let plan = nodes::plan(data_dir, this, old.as_ref(), &new)?;
+            print_plan(&plan);
+        }
+        Nodes::Export {
+            this,
+            new_nodes,
+            out,
+            keep_unplaced,
+        } => {
+            let new = Ring::parse(new_nodes)?;
+            let (plan, paths) = nodes::export(data_dir, this, &new, out, *keep_unplaced)?;
+            print_plan(&plan);
+            for p in paths {
+                println!("bundle\t{}", p.display());
+            }
+        }
+        Nodes::Import {
+            this,
+            new_nodes,
+            bundle,
+        } => {
+            let new = Ring::parse(new_nodes)?;
+            let done = nodes::import(data_dir, this, &new, bundle).await?;
+            println!("imported\t{}", done.new);
+            println!("already\t{}", done.already);
+            println!("receipt\t{}", done.receipt);
+        }
+        Nodes::Drop { bundle, receipt } => {
+            let done = nodes::drop_moved(data_dir, bundle, receipt).await?;
+            println!("removed\t{}", done.removed);
+            println!("absent\t{}", done.absent);
+        }
+    }
+    Ok(())
 }
 
 async fn wait_for_signal() {

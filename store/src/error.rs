@@ -42,6 +42,10 @@ pub enum StoreError {
         path: PathBuf,
     },
 
+    /// A record cannot be moved between nodes as asked (see `Store::insert_sealed`).
+    #[error("cannot move record: {0}")]
+    Move(&'static str),
+
     /// A failure injected by `Store::set_fail_writes` (feature `fault-injection`).
     #[error("injected store write failure")]
     Injected,

@@ -46,6 +46,7 @@ impl fmt::Debug for Locator {
 pub struct RoomKeys {
     locator: Locator,
     seal: [u8; 32],
+    ring: u32,
 }
 
 impl RoomKeys {
@@ -54,7 +55,18 @@ impl RoomKeys {
         RoomKeys {
             locator: Locator(domain_hash(LOCATOR_DOMAIN, room_hash)),
             seal: domain_hash(SEAL_DOMAIN, room_hash),
+            ring: ring_position(room_hash),
         }
+    }
+
+    /// The room's position on nginx's consistent-hash ring: the CRC32 of the room hash as it
+    /// appears in the room's URLs (64 lowercase hex characters), which is the key nginx hashes.
+    ///
+    /// Stored beside the record so that records can be moved between nodes by ring position
+    /// without the room hash. 32 bits of a CRC say nothing about the hash that the locator
+    /// beside them does not already settle.
+    pub fn ring_position(&self) -> u32 {
+        self.ring
     }
 
     /// The room's locator.
@@ -71,6 +83,18 @@ impl fmt::Debug for RoomKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RoomKeys(<redacted>)")
     }
+}
+
+/// CRC32 (IEEE) of the lowercase hex form of `room_hash`: what nginx's `hash $room consistent`
+/// computes for a room's URL.
+pub fn ring_position(room_hash: &[u8; 32]) -> u32 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 64];
+    for (i, b) in room_hash.iter().enumerate() {
+        hex[2 * i] = DIGITS[usize::from(b >> 4)];
+        hex[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    crc32fast::hash(&hex)
 }
 
 fn domain_hash(domain: &[u8], room_hash: &[u8; 32]) -> [u8; 32] {
@@ -103,6 +127,19 @@ mod tests {
         h.update([9u8; 32]);
         let want: [u8; 32] = h.finalize().into();
         assert_eq!(RoomKeys::derive(&[9; 32]).locator().as_bytes(), &want);
+    }
+
+    #[test]
+    fn ring_position_is_the_crc32_of_the_lowercase_hex() {
+        // The CRC32 check value: crc32("123456789") = 0xcbf43926, so the crate is the IEEE one.
+        assert_eq!(crc32fast::hash(b"123456789"), 0xcbf4_3926);
+        let hash = [0xab; 32];
+        let hex = "ab".repeat(32);
+        assert_eq!(ring_position(&hash), crc32fast::hash(hex.as_bytes()));
+        assert_eq!(
+            RoomKeys::derive(&hash).ring_position(),
+            ring_position(&hash)
+        );
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! hash can be read. A format-1 database (hashes in clear) found in the data directory is
 //! migrated and its files deleted on open.
 //!
+//! Beside each record the store keeps its position on nginx's consistent-hash ring (a CRC32 of
+//! the room hash's hex form), so that a deployment of several relays can move records to a new
+//! owner by ring position without any room hash (docs/SCALING.md).
+//!
 //! An expiry index ordered by time lets the sweeper find due rooms ([`Store::due`]) and sleep
 //! until the next one ([`Store::next_expiry_ms`]) without scanning the store.
 //!
@@ -43,10 +47,10 @@ mod store;
 mod tokens;
 
 pub use error::StoreError;
-pub use keys::{Locator, RoomKeys};
+pub use keys::{ring_position, Locator, RoomKeys};
 pub use migrate::Migration;
 pub use record::{Guard, RoomKey, RoomRecord, Seat, Tier};
-pub use store::{Store, StoreConfig};
+pub use store::{Inserted, SealedRecord, Store, StoreConfig, MAX_SEALED_LEN};
 pub use tokens::{
     new_secret, token_hash, Redeemed, TokenCounts, TokenHold, TokenStore, TOKENS_DIR,
 };

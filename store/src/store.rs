@@ -7,6 +7,11 @@
 //!   sled's byte order the time order, so the earliest expiry is the first key and the due rooms
 //!   are a prefix of the tree.
 //! - `probe`: one fixed key that [`Store::recover`] writes to prove that writes work again.
+//! - `ring`: locator → the room's position on nginx's consistent-hash ring (4 big-endian bytes,
+//!   [`RoomKeys::ring_position`]), so that records can be moved between nodes
+//!   ([`Store::for_each_sealed`], [`Store::insert_sealed`], [`Store::remove_sealed`]) without
+//!   the room hash. Written with the record; a record stored before this tree existed gets its
+//!   entry when the room is next opened ([`Store::place`]).
 //!
 //! Nothing in any tree is a room, access, sender or pairing hash, so nothing sled's log keeps
 //! after a removal identifies a room once its hash is forgotten.
@@ -45,6 +50,11 @@ const ROOMS_TREE: &str = "rooms";
 const EXPIRY_TREE: &str = "expiry";
 const PROBE_TREE: &str = "probe";
 const PROBE_KEY: &[u8] = b"probe";
+const RING_TREE: &str = "ring";
+
+/// Bound on a sealed value accepted by [`Store::insert_sealed`]: far above any record the relay
+/// writes (a few hundred bytes), so a damaged move bundle cannot make the store hold megabytes.
+pub const MAX_SEALED_LEN: usize = 16 * 1024;
 
 /// Length of an expiry index key: 8 bytes of time, then the locator.
 const INDEX_KEY_LEN: usize = 8 + 32;
@@ -102,6 +112,7 @@ pub(crate) struct Inner {
     rooms: sled::Tree,
     expiry: sled::Tree,
     probe: sled::Tree,
+    ring: sled::Tree,
     /// The number of records in `rooms`, kept here because sled can only count by scanning.
     /// Updated after each committed transaction from what that transaction saw, so it stays
     /// exact under concurrent writers.
@@ -154,6 +165,60 @@ enum Abort {
 }
 
 const UNHEALTHY: u64 = 1;
+
+/// One stored record as the store holds it: its locator, its ring position (`None` for a
+/// record stored before ring positions were kept and not opened since) and its sealed bytes.
+/// What a move carries from one node to another; nothing in it reads back to the room hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// Where the record lives.
+    pub locator: Locator,
+    /// Its position on nginx's consistent-hash ring.
+    pub ring: Option<u32>,
+    /// The sealed value, exactly as stored.
+    pub value: Vec<u8>,
+}
+
+impl SealedRecord {
+    /// A record read back from a move bundle.
+    pub fn from_parts(locator: [u8; 32], ring: u32, value: Vec<u8>) -> SealedRecord {
+        SealedRecord {
+            locator: Locator::from_bytes(locator),
+            ring: Some(ring),
+            value,
+        }
+    }
+
+    /// The expiry from the record's clear header, Unix ms.
+    pub fn expires_at_ms(&self) -> Result<u64, StoreError> {
+        record::header_expiry(&self.value)
+    }
+}
+
+impl fmt::Debug for SealedRecord {
+    // A locator in a log would let anyone holding a room hash find the room there.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedRecord")
+            .field("len", &self.value.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::insert_sealed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The record was stored.
+    New,
+    /// The very same bytes were already stored: an import run twice.
+    AlreadyThere,
+}
+
+fn locator_of(k: &[u8]) -> Result<Locator, StoreError> {
+    let bytes: [u8; 32] = k
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("room key has the wrong length"))?;
+    Ok(Locator::from_bytes(bytes))
+}
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`; the database itself lives in
@@ -260,6 +325,151 @@ impl Store {
         })
     }
 
+    /// Gives the record of the room `keys` belongs to its ring entry if it has none (a record
+    /// written before the `ring` tree existed). Returns whether it wrote one. The relay calls
+    /// this when it opens a room, the only time it holds the room hash of an old record.
+    pub fn place(&self, keys: &RoomKeys) -> Result<bool, StoreError> {
+        let loc = keys.locator();
+        // The common case, a record written by this version, costs one read and no write.
+        let placed = self.read(|inner| Ok(inner.ring.contains_key(loc.as_bytes())?))?;
+        if placed {
+            return Ok(false);
+        }
+        self.write(|inner| {
+            let pos = keys.ring_position().to_be_bytes();
+            let res = (&inner.rooms, &inner.ring).transaction(|(rooms, ring)| {
+                if rooms.get(loc.as_bytes())?.is_none() || ring.get(loc.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                ring.insert(&loc.as_bytes()[..], &pos[..])?;
+                Ok(true)
+            });
+            match split_abort::<bool>(res)? {
+                Ok(wrote) => Ok(wrote),
+                Err(Abort::OldHeaderCorrupt) => Ok(false),
+            }
+        })
+    }
+
+    /// Calls `f` with every stored record as sealed bytes, with its ring position if it has
+    /// one, in locator order. Nothing is opened: this needs no room hash and reads no seat,
+    /// lock or TTL beyond the clear header. For moving records between nodes.
+    pub fn for_each_sealed<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(SealedRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let inner = self.current().ok_or(StoreError::Unhealthy)?;
+        for item in inner.rooms.iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let locator = locator_of(&k)?;
+            let ring = match inner.ring.get(&k).map_err(StoreError::from)? {
+                Some(pos) => Some(u32::from_be_bytes(
+                    <[u8; 4]>::try_from(pos.as_ref())
+                        .map_err(|_| StoreError::Corrupt("ring entry has the wrong length"))?,
+                )),
+                None => None,
+            };
+            f(SealedRecord {
+                locator,
+                ring,
+                value: v.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Stores a record moved here from another node: its sealed bytes, its expiry index entry
+    /// (from the clear header) and its ring entry, in one transaction. The same bytes already
+    /// there is [`Inserted::AlreadyThere`] (a repeated import); a different record under that
+    /// locator is refused, as is a record without a ring position or with an unreadable header.
+    pub fn insert_sealed(&self, rec: &SealedRecord) -> Result<Inserted, StoreError> {
+        let ring_pos = rec.ring.ok_or(StoreError::Move(
+            "a record without a ring position cannot be placed",
+        ))?;
+        if rec.value.len() > MAX_SEALED_LEN {
+            return Err(StoreError::Move("sealed record is too large"));
+        }
+        let at = record::header_expiry(&rec.value)?;
+        let loc = rec.locator;
+        let index = index_key(at, &loc);
+        let inserted = self.write(|inner| {
+            let res =
+                (&inner.rooms, &inner.expiry, &inner.ring).transaction(|(rooms, expiry, ring)| {
+                    if let Some(old) = rooms.get(loc.as_bytes())? {
+                        return Ok(if old.as_ref() == rec.value.as_slice() {
+                            Some(Inserted::AlreadyThere)
+                        } else {
+                            None
+                        });
+                    }
+                    rooms.insert(&loc.as_bytes()[..], rec.value.as_slice())?;
+                    expiry.insert(&index[..], &[][..])?;
+                    ring.insert(&loc.as_bytes()[..], &ring_pos.to_be_bytes()[..])?;
+                    Ok(Some(Inserted::New))
+                });
+            match split_abort(res)? {
+                Ok(v) => Ok(v),
+                Err(Abort::OldHeaderCorrupt) => Ok(None),
+            }
+        })?;
+        match inserted {
+            Some(Inserted::New) => {
+                if let Some(inner) = self.current() {
+                    inner.count.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Inserted::New)
+            }
+            Some(Inserted::AlreadyThere) => Ok(Inserted::AlreadyThere),
+            None => Err(StoreError::Move(
+                "a different record is already stored for that room",
+            )),
+        }
+    }
+
+    /// Removes a record that was moved to another node, with its index and ring entries, but
+    /// only if what is stored is still exactly `rec`'s bytes: a record that changed since it
+    /// was exported is refused, so a newer seat or lock is never dropped. Returns false if
+    /// there was no record.
+    pub fn remove_sealed(&self, rec: &SealedRecord) -> Result<bool, StoreError> {
+        let loc = rec.locator;
+        let removed = self.write(|inner| {
+            let res =
+                (&inner.rooms, &inner.expiry, &inner.ring).transaction(|(rooms, expiry, ring)| {
+                    let Some(old) = rooms.get(loc.as_bytes())? else {
+                        return Ok(Some(false));
+                    };
+                    if old.as_ref() != rec.value.as_slice() {
+                        return Ok(None);
+                    }
+                    let at = record::header_expiry(&old).map_err(|_| {
+                        ConflictableTransactionError::Abort(Abort::OldHeaderCorrupt)
+                    })?;
+                    rooms.remove(&loc.as_bytes()[..])?;
+                    expiry.remove(&index_key(at, &loc)[..])?;
+                    ring.remove(&loc.as_bytes()[..])?;
+                    Ok(Some(true))
+                });
+            match split_abort(res)? {
+                Ok(v) => Ok(v),
+                Err(Abort::OldHeaderCorrupt) => {
+                    Err(StoreError::Corrupt("room value header does not read"))
+                }
+            }
+        })?;
+        match removed {
+            Some(true) => {
+                if let Some(inner) = self.current() {
+                    inner.count.fetch_sub(1, Ordering::Relaxed);
+                }
+                Ok(true)
+            }
+            Some(false) => Ok(false),
+            None => Err(StoreError::Move(
+                "the stored record changed since it was exported",
+            )),
+        }
+    }
+
     /// Writes every change made so far to disk and fsyncs. Once this returns, those changes
     /// survive a crash. The work runs on tokio's blocking pool, so this does not block the
     /// async runtime.
@@ -360,6 +570,16 @@ impl Store {
         self.shared.fail_writes.store(fail, Ordering::SeqCst);
     }
 
+    /// Drops the ring entry of the record at `loc`, as a record stored before ring positions
+    /// were kept would lack it (feature `fault-injection`, for tests of the move tooling).
+    #[cfg(feature = "fault-injection")]
+    pub fn forget_ring_position(&self, loc: &Locator) -> Result<(), StoreError> {
+        self.write(|inner| {
+            inner.ring.remove(loc.as_bytes())?;
+            Ok(())
+        })
+    }
+
     fn check_injected(&self) -> Result<(), StoreError> {
         #[cfg(feature = "fault-injection")]
         if self.shared.fail_writes.load(Ordering::SeqCst) {
@@ -438,6 +658,7 @@ impl Inner {
         let rooms = db.open_tree(ROOMS_TREE)?;
         let expiry = db.open_tree(EXPIRY_TREE)?;
         let probe = db.open_tree(PROBE_TREE)?;
+        let ring = db.open_tree(RING_TREE)?;
         // One scan at start-up buys an O(1) `room_count` for the life of the database.
         let count = AtomicUsize::new(rooms.len());
         Ok(Inner {
@@ -445,6 +666,7 @@ impl Inner {
             rooms,
             expiry,
             probe,
+            ring,
             count,
             failed: AtomicBool::new(false),
         })
@@ -467,11 +689,11 @@ impl Inner {
         let loc = keys.locator();
         let value = record::seal(keys, rec)?;
         let new_index = index_key(rec.ttl_expires_at_ms, &loc);
-        let created = match self.put_tx(&loc, &value, &new_index, None)? {
+        let created = match self.put_tx(&loc, &value, &new_index, keys.ring_position(), None)? {
             Ok(created) => created,
             Err(Abort::OldHeaderCorrupt) => {
                 let stale = self.index_keys_of(&loc)?;
-                match self.put_tx(&loc, &value, &new_index, Some(&stale))? {
+                match self.put_tx(&loc, &value, &new_index, keys.ring_position(), Some(&stale))? {
                     Ok(created) => created,
                     // Unreachable: with a stale list the transaction does not abort.
                     Err(Abort::OldHeaderCorrupt) => {
@@ -506,7 +728,7 @@ impl Inner {
     }
 
     fn remove_if_due(&self, loc: &Locator, now_ms: u64) -> Result<bool, StoreError> {
-        let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
+        let res = (&self.rooms, &self.expiry, &self.ring).transaction(|(rooms, expiry, ring)| {
             let Some(old) = rooms.get(loc.as_bytes())? else {
                 return Ok(false);
             };
@@ -517,6 +739,7 @@ impl Inner {
             }
             rooms.remove(&loc.as_bytes()[..])?;
             expiry.remove(&index_key(at, loc)[..])?;
+            ring.remove(&loc.as_bytes()[..])?;
             Ok(true)
         });
         let removed = match split_abort(res)? {
@@ -538,14 +761,16 @@ impl Inner {
         loc: &Locator,
         value: &[u8],
         new_index: &[u8; INDEX_KEY_LEN],
+        ring_pos: u32,
         stale: Option<&[IVec]>,
     ) -> Result<Result<bool, Abort>, StoreError> {
-        let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
+        let res = (&self.rooms, &self.expiry, &self.ring).transaction(|(rooms, expiry, ring)| {
             let old = rooms.insert(&loc.as_bytes()[..], value)?;
             if let Some(old) = &old {
                 drop_old_index(expiry, loc, old, stale, Some(new_index))?;
             }
             expiry.insert(&new_index[..], &[][..])?;
+            ring.insert(&loc.as_bytes()[..], &ring_pos.to_be_bytes()[..])?;
             Ok(old.is_none())
         });
         split_abort(res)
@@ -558,11 +783,12 @@ impl Inner {
         loc: &Locator,
         stale: Option<&[IVec]>,
     ) -> Result<Result<bool, Abort>, StoreError> {
-        let res = (&self.rooms, &self.expiry).transaction(|(rooms, expiry)| {
+        let res = (&self.rooms, &self.expiry, &self.ring).transaction(|(rooms, expiry, ring)| {
             let old = rooms.remove(&loc.as_bytes()[..])?;
             if let Some(old) = &old {
                 drop_old_index(expiry, loc, old, stale, None)?;
             }
+            ring.remove(&loc.as_bytes()[..])?;
             Ok(old.is_some())
         });
         split_abort(res)
@@ -706,6 +932,125 @@ mod tests {
         records.sort_unstable();
         assert_eq!(records, index);
         assert_eq!(store.room_count(), records.len());
+        // Every ring entry names a stored record (records written by `put` all have one).
+        for k in inner.ring.iter().keys() {
+            assert!(inner.rooms.contains_key(k.unwrap()).unwrap());
+        }
+    }
+
+    fn ring_of(store: &Store, n: u8) -> Option<u32> {
+        inner(store)
+            .ring
+            .get(loc(n).as_bytes())
+            .unwrap()
+            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap()))
+    }
+
+    fn sealed(store: &Store) -> Vec<SealedRecord> {
+        let mut out = Vec::new();
+        store
+            .for_each_sealed(|r| {
+                out.push(r);
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn ring_entries_follow_put_remove_and_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.put(&keys(1), &rec(10)).unwrap();
+        store.put(&keys(2), &rec(20)).unwrap();
+        assert_eq!(ring_of(&store, 1), Some(keys(1).ring_position()));
+        store.remove(&loc(1)).unwrap();
+        assert_eq!(ring_of(&store, 1), None);
+        assert!(store.remove_if_due(&loc(2), 20).unwrap());
+        assert_eq!(ring_of(&store, 2), None);
+        assert_eq!(inner(&store).ring.len(), 0);
+    }
+
+    #[test]
+    fn place_fills_a_missing_ring_entry_only_for_a_stored_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        assert!(!store.place(&keys(1)).unwrap());
+        assert_eq!(ring_of(&store, 1), None);
+        store.put(&keys(1), &rec(10)).unwrap();
+        // A record from before the ring tree: no entry.
+        inner(&store).ring.remove(loc(1).as_bytes()).unwrap();
+        assert_eq!(sealed(&store)[0].ring, None);
+        assert!(store.place(&keys(1)).unwrap());
+        assert!(!store.place(&keys(1)).unwrap());
+        assert_eq!(sealed(&store)[0].ring, Some(keys(1).ring_position()));
+    }
+
+    #[test]
+    fn a_sealed_record_moves_with_its_index_and_ring_and_still_opens() {
+        let from_dir = tempfile::tempdir().unwrap();
+        let to_dir = tempfile::tempdir().unwrap();
+        let from = open(from_dir.path());
+        let to = open(to_dir.path());
+        from.put(&keys(1), &rec(500)).unwrap();
+        from.put(&keys(2), &rec(300)).unwrap();
+        let all = sealed(&from);
+        assert_eq!(all.len(), 2);
+        let moving = all.iter().find(|r| r.locator == loc(2)).unwrap().clone();
+        assert_eq!(moving.expires_at_ms().unwrap(), 300);
+        assert_eq!(to.insert_sealed(&moving).unwrap(), Inserted::New);
+        assert_eq!(to.insert_sealed(&moving).unwrap(), Inserted::AlreadyThere);
+        assert_eq!(to.get(&keys(2)).unwrap(), Some(rec(300)));
+        assert_eq!(to.next_expiry_ms().unwrap(), Some(300));
+        assert_eq!(ring_of(&to, 2), Some(keys(2).ring_position()));
+        assert_eq!(to.room_count(), 1);
+        assert_consistent(&to);
+
+        assert!(from.remove_sealed(&moving).unwrap());
+        assert!(!from.remove_sealed(&moving).unwrap());
+        assert_eq!(from.get(&keys(2)).unwrap(), None);
+        assert_eq!(from.room_count(), 1);
+        assert_consistent(&from);
+    }
+
+    #[test]
+    fn moves_refuse_conflicts_changes_and_unplaced_records() {
+        let a_dir = tempfile::tempdir().unwrap();
+        let b_dir = tempfile::tempdir().unwrap();
+        let a = open(a_dir.path());
+        let b = open(b_dir.path());
+        a.put(&keys(1), &rec(500)).unwrap();
+        b.put(&keys(1), &rec(600)).unwrap();
+        let exported = sealed(&a).remove(0);
+        // Another record for the same room on the target is never overwritten.
+        assert!(matches!(
+            b.insert_sealed(&exported),
+            Err(StoreError::Move(_))
+        ));
+        assert_eq!(b.get(&keys(1)).unwrap(), Some(rec(600)));
+        // A record that changed after export is not dropped.
+        a.put(&keys(1), &rec(700)).unwrap();
+        assert!(matches!(
+            a.remove_sealed(&exported),
+            Err(StoreError::Move(_))
+        ));
+        assert_eq!(a.get(&keys(1)).unwrap(), Some(rec(700)));
+        // Without a ring position a record cannot be placed anywhere.
+        let unplaced = SealedRecord {
+            ring: None,
+            ..exported.clone()
+        };
+        assert!(matches!(
+            b.insert_sealed(&unplaced),
+            Err(StoreError::Move(_))
+        ));
+        let huge = SealedRecord {
+            value: vec![2; MAX_SEALED_LEN + 1],
+            ..exported
+        };
+        assert!(matches!(b.insert_sealed(&huge), Err(StoreError::Move(_))));
+        assert_consistent(&a);
+        assert_consistent(&b);
     }
 
     #[test]

@@ -295,6 +295,14 @@ impl RoomActor {
     fn reload(&mut self) -> Result<(), RelayError> {
         let epoch = self.shared.store.epoch();
         self.core.record = self.shared.store.get(&self.keys)?;
+        if self.core.record.is_some() {
+            // A record from before ring positions were kept gets one now, so that it can be
+            // moved when nodes are added or removed (docs/SCALING.md).
+            // Best effort: a failure only leaves the record unplaced until the next open.
+            if let Err(e) = self.shared.store.place(&self.keys) {
+                warn!(error = %e, "could not record a room's ring position");
+            }
+        }
         self.epoch = epoch;
         Ok(())
     }
