@@ -121,7 +121,7 @@ async function awaitKey() {
 
 export async function roomExists(roomHash) {
   const res = await fetch(here(`api/room/${roomHash}/exists`), { cache: 'no-store', credentials: 'omit' });
-  if (!res.ok) throw new Error(res.status === 429 ? 'rate' : 'lookup');
+  if (!res.ok) throw new Error(res.status === 429 ? 'rate' : res.status === 503 ? 'unavailable' : 'lookup');
   const { exists } = await res.json();
   return !!exists;
 }
@@ -169,7 +169,8 @@ async function openChannel(phone, pin, create, pinField) {
     await awaitKey();
     await connect({}, 'join');
   } catch (err) {
-    showEntry(err && err.message === 'rate' ? REASONS.rate_limited : REASONS.unreachable);
+    const why = err && err.message;
+    showEntry(why === 'rate' ? REASONS.rate_limited : why === 'unavailable' ? REASONS.room_unavailable : REASONS.unreachable);
   }
 }
 

@@ -27,6 +27,9 @@ export const REASONS = {
   rate_limited: 'Too many attempts from this network. Wait a minute and try again.',
   // Not relay reasons: the page's own outcomes, kept here so every text lives in one table.
   unreachable: 'Could not reach the relay. Check the connection and try again.',
+  // A deployment of several relays answers 503 for a channel whose relay is down (it fails
+  // closed rather than open the channel elsewhere): say so without blaming the person.
+  room_unavailable: 'This channel cannot be opened right now: the server that keeps it is down. Nothing is lost; try again in a few minutes.',
   key_failed: 'The key could not be derived on this device.',
   pair_locked: 'Too many wrong codes: pairing is locked for now.',
   pair_claimed: 'This channel was just claimed by someone else.',
