@@ -117,8 +117,7 @@ async fn a_whole_room_runs_through_a_host_site_under_a_prefix() {
 /// `STELGANO_REQUIRE_SYSTEM_DEPS=1`, as in CI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedding_example_serves_its_site_and_the_relay() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let exe = std::env::current_exe().unwrap();
     let example = exe
@@ -138,34 +137,16 @@ async fn the_embedding_example_serves_its_site_and_the_relay() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&example)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--join-floor-ms",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("host site on http://") {
-                let addr = rest.split('/').next().unwrap_or("").to_owned();
-                let _ = tx.send(addr.parse::<std::net::SocketAddr>().ok());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .ok()
-        .flatten()
+    let mut cmd = Command::new(&example);
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--join-floor-ms",
+        "0",
+        "--data-dir",
+    ])
+    .arg(dir.path());
+    let (mut child, addr) = helpers::spawn_until_listening(&mut cmd, "host site on http://")
         .expect("the example did not say where it listens");
     let (status, _, body) = raw_http(addr, &get_req("/")).await;
     assert_eq!((status, body.as_str()), (200, "The host's own page."));

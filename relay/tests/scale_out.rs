@@ -11,7 +11,6 @@ mod common;
 mod helpers;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -94,41 +93,20 @@ impl Node {
     /// Starts the node (port 0 the first time: the port it gets is kept for restarts).
     fn start(&mut self) {
         for _ in 0..20 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
-                .arg("--listen")
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"));
+            cmd.arg("--listen")
                 .arg(format!("{}:{}", self.ip, self.port))
                 .arg("--data-dir")
                 .arg(&self.dir)
                 .args(["--join-floor-ms", "0", "--join-jitter-ms", "0"])
                 .args(["--upgrades-per-min", "0", "--room-create-per-min", "0"])
-                .args(["--max-sockets-per-ip", "0", "--trust-forwarded-for"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let stderr = child.stderr.take().unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("open http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("");
-                        let _ = tx.send(addr.parse::<SocketAddr>().ok());
-                    }
-                }
-            });
-            match rx.recv_timeout(Duration::from_secs(20)).ok().flatten() {
-                Some(addr) => {
-                    self.port = addr.port();
-                    self.child = Some(child);
-                    return;
-                }
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(200));
-                }
+                .args(["--max-sockets-per-ip", "0", "--trust-forwarded-for"]);
+            if let Some((child, addr)) = spawn_until_listening(&mut cmd, "open http://") {
+                self.port = addr.port();
+                self.child = Some(child);
+                return;
             }
+            std::thread::sleep(Duration::from_millis(200));
         }
         panic!("relay {} did not start", self.name());
     }

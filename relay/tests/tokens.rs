@@ -8,10 +8,9 @@
 mod common;
 mod helpers;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::{random_hex, reason, Peer, TestRelay, Who};
@@ -208,34 +207,15 @@ struct ChildRelay {
 impl ChildRelay {
     fn start(data_dir: &Path) -> ChildRelay {
         for _ in 0..20 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
-                .args(["--listen", "127.0.0.1:0", "--extension-tokens"])
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"));
+            cmd.args(["--listen", "127.0.0.1:0", "--extension-tokens"])
                 .arg("--data-dir")
                 .arg(data_dir)
-                .args(["--join-floor-ms", "0", "--join-jitter-ms", "0"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let stderr = child.stderr.take().unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("open http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("");
-                        let _ = tx.send(addr.parse::<SocketAddr>().ok());
-                    }
-                }
-            });
-            match rx.recv_timeout(Duration::from_secs(20)).ok().flatten() {
-                Some(addr) => return ChildRelay { child, addr },
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                .args(["--join-floor-ms", "0", "--join-jitter-ms", "0"]);
+            if let Some((child, addr)) = helpers::spawn_until_listening(&mut cmd, "open http://") {
+                return ChildRelay { child, addr };
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the relay binary did not start");
     }

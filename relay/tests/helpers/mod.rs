@@ -352,3 +352,41 @@ pub async fn mount_in_axum(relay: &stelgano_relay::Embedded, prefix: &str) -> So
     });
     addr
 }
+
+/// Spawns `cmd` (a relay binary or an example) with its log piped, and waits up to 20 s for the
+/// log line that names its address: the first whitespace-delimited word after `marker`, up to a
+/// `/`. Returns the child and that address, or `None` (the child killed) if it never came.
+pub fn spawn_until_listening(
+    cmd: &mut std::process::Command,
+    marker: &'static str,
+) -> Option<(std::process::Child, SocketAddr)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Drains the log for the child's whole life, so a full pipe never blocks it.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split(marker).nth(1) {
+                let word = rest.split_whitespace().next().unwrap_or("");
+                let addr = word.split('/').next().unwrap_or("");
+                let _ = tx.send(addr.parse::<SocketAddr>().ok());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)).ok().flatten() {
+        Some(addr) => Some((child, addr)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
