@@ -140,7 +140,7 @@ impl Relay {
         let embedded = Embedded::start(config).await?;
         let shared = embedded.shared.clone();
         shared.tasks.spawn(http::run(listener, shared.clone()));
-        info!(%addr, rooms = shared.store.room_count(), "relay listening");
+        info!(%addr, "relay listening");
         Ok(Relay { addr, embedded })
     }
 
@@ -195,6 +195,26 @@ pub struct Embedded {
     shared: Arc<Shared>,
 }
 
+/// Logs the number of stored rooms once the store has counted them (in the background, after
+/// opening: a large store starts serving before its count is known).
+async fn report_room_count(shared: Arc<Shared>) {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(rooms) = shared.store.room_count() {
+            info!(
+                rooms,
+                seconds = started.elapsed().as_secs_f64(),
+                "stored rooms counted"
+            );
+            return;
+        }
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    }
+}
+
 impl Embedded {
     /// Checks `config`, opens the store (creating the data directory) and starts the relay's
     /// background work.
@@ -240,6 +260,7 @@ impl Embedded {
         });
         shared.tasks.spawn(room::sweeper::run(shared.clone()));
         shared.tasks.spawn(health::run(shared.clone()));
+        shared.tasks.spawn(report_room_count(shared.clone()));
         if let Some(l) = metrics_listener {
             shared.tasks.spawn(http::run_metrics(l, shared.clone()));
         }

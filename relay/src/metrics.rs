@@ -98,7 +98,8 @@ pub(crate) struct Metrics {
     // Set at each scrape from the registry of rooms and the store.
     live_rooms: Gauge,
     parked_rooms: Gauge,
-    stored_rooms: Gauge,
+    /// NaN while the store's count after start-up is still under way.
+    stored_rooms: Gauge<f64, AtomicU64>,
     store_healthy: Gauge,
     rss_bytes: Gauge,
     cpu_seconds: Gauge<f64, AtomicU64>,
@@ -182,7 +183,7 @@ impl Default for Metrics {
         );
         registry.register(
             "stored_rooms",
-            "Rooms in the durable store",
+            "Rooms in the durable store (NaN while the count that follows start-up runs)",
             m.stored_rooms.clone(),
         );
         registry.register(
@@ -248,7 +249,11 @@ impl Metrics {
     }
 
     pub(crate) fn room_expired(&self, cause: Expiry) {
-        self.expiries.get_or_create(&CauseLabel { cause }).inc();
+        self.rooms_expired(cause, 1);
+    }
+
+    pub(crate) fn rooms_expired(&self, cause: Expiry, n: u64) {
+        self.expiries.get_or_create(&CauseLabel { cause }).inc_by(n);
     }
 
     pub(crate) fn slow_consumer(&self, n: usize) {
@@ -299,7 +304,8 @@ impl Metrics {
     pub(crate) fn encode(&self, now: Snapshot) -> String {
         self.live_rooms.set(now.live_rooms as i64);
         self.parked_rooms.set(now.parked_rooms as i64);
-        self.stored_rooms.set(now.stored_rooms as i64);
+        self.stored_rooms
+            .set(now.stored_rooms.map_or(f64::NAN, |n| n as f64));
         self.store_healthy.set(i64::from(now.store_healthy));
         let p = process();
         self.rss_bytes.set(p.rss_bytes as i64);
@@ -318,7 +324,8 @@ impl Metrics {
 pub(crate) struct Snapshot {
     pub live_rooms: usize,
     pub parked_rooms: usize,
-    pub stored_rooms: usize,
+    /// `None` while the store is still counting its rooms after start-up.
+    pub stored_rooms: Option<usize>,
     pub store_healthy: bool,
 }
 
@@ -376,7 +383,7 @@ mod tests {
         let text = m.encode(Snapshot {
             live_rooms: 2,
             parked_rooms: 1,
-            stored_rooms: 5,
+            stored_rooms: Some(5),
             store_healthy: true,
         });
         for series in [

@@ -285,7 +285,7 @@ async fn an_expiry_the_store_cannot_write_is_retried_until_it_can() {
     let mut p = relay.ws(&room).await;
     ok(&p.join(&Who::new()).await);
     drop(p);
-    assert_eq!(store(&relay).room_count(), 1);
+    assert_eq!(store(&relay).room_count(), Some(1));
 
     store(&relay).set_fail_writes(true);
     jump(Duration::from_secs(3601)).await;
@@ -295,7 +295,7 @@ async fn an_expiry_the_store_cannot_write_is_retried_until_it_can() {
     store(&relay).set_fail_writes(false);
     wait_health(&relay, 200).await;
     let start = Instant::now();
-    while store(&relay).room_count() != 0 {
+    while store(&relay).room_count() != Some(0) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the expiry was never retried"

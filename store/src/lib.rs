@@ -39,6 +39,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod count;
 mod error;
 mod keys;
 mod migrate;

@@ -161,8 +161,9 @@ impl Rooms {
     /// Expires the room at `locator` if it is still due at `now_ms` (the sweeper's way in). A
     /// live actor owns its record, so it is asked to do it; otherwise the record is removed here,
     /// under the registry's entry lock so that no join can start an actor for the room in
-    /// between, and a parked message goes with it. Returns whether a record was removed here
-    /// (a live actor counts its own expiry).
+    /// between, and a parked message goes with it. Returns whether a record was removed here:
+    /// such a removal is not yet flushed, and the caller flushes once for a whole batch before it
+    /// counts them (a live actor flushes and counts its own expiry).
     pub(crate) async fn expire_due(
         &self,
         shared: &Arc<Shared>,
@@ -187,7 +188,12 @@ impl Rooms {
             };
             let handle = match live {
                 Ok(handle) => handle,
-                Err(removed) => return self.expired_here(shared, locator, removed).await,
+                Err(removed) => {
+                    if removed {
+                        self.close_unjoined(locator);
+                    }
+                    return Ok(removed);
+                }
             };
             match handle.ask(Command::Expire).await {
                 Ok(true) => return Ok(false),
@@ -198,20 +204,5 @@ impl Rooms {
             }
         }
         Err(RelayError::Busy)
-    }
-
-    /// Makes a removal done by [`Rooms::expire_due`] durable before it counts.
-    async fn expired_here(
-        &self,
-        shared: &Arc<Shared>,
-        locator: &Locator,
-        removed: bool,
-    ) -> Result<bool, RelayError> {
-        if removed {
-            self.close_unjoined(locator);
-            shared.store.flush().await?;
-            shared.metrics.room_expired(crate::metrics::Expiry::ttl);
-        }
-        Ok(removed)
     }
 }

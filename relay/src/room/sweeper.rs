@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
 
+use crate::metrics::Expiry;
 use crate::Shared;
 
 /// Longest nap between checks, so a store written behind our back (or a clock step) is noticed.
@@ -22,16 +23,31 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let mut stuck = false;
         match shared.store.due(now_ms, BATCH) {
             Ok(keys) => {
+                let mut removed_here = 0u64;
                 for key in &keys {
-                    let answer = shared.rooms.expire_due(&shared, key, now_ms).await;
-                    if let Err(e) = answer {
-                        warn!(error = %e, "could not expire a room; will retry");
-                        stuck = true;
+                    match shared.rooms.expire_due(&shared, key, now_ms).await {
+                        Ok(true) => removed_here += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!(error = %e, "could not expire a room; will retry");
+                            stuck = true;
+                        }
                     }
                     // Each expiry is a store transaction (about 0.25 ms, more on a big store)
                     // that need not await anything: without a yield, a minute in which 100,000
                     // rooms expire would hold this worker for tens of seconds (docs/SCALING.md).
                     tokio::task::yield_now().await;
+                }
+                // One flush makes the whole batch's removals durable before they count: a flush
+                // per room cost an fsync each, most of a mass expiry's time (docs/SCALING.md).
+                if removed_here > 0 {
+                    match shared.store.flush().await {
+                        Ok(()) => shared.metrics.rooms_expired(Expiry::ttl, removed_here),
+                        Err(e) => {
+                            warn!(error = %e, "could not flush expired rooms; will retry");
+                            stuck = true;
+                        }
+                    }
                 }
                 if keys.len() == BATCH && !stuck {
                     continue;
