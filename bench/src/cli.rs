@@ -45,6 +45,9 @@ pub enum Cmd {
     Deaddrop(DeaddropArgs),
     /// Create-and-pair join throughput and latency (with the relay's time floor as configured).
     Joins(JoinsArgs),
+    /// Starts the relay binary on stores of N rooms (filled here, kept for reuse) and measures the
+    /// size on disk, start time, RSS, joins of untouched rooms, and a mass expiry's sweep.
+    Growth(GrowthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +146,98 @@ pub struct DeaddropArgs {
 pub struct JoinsArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GrowthArgs {
+    /// The relay binary (default: `stelgano-relay` beside this one).
+    #[arg(long)]
+    pub relay_bin: Option<PathBuf>,
+    /// Where the filled stores are kept (`DIR/rooms-N/`); reused by later runs.
+    #[arg(long)]
+    pub data_root: PathBuf,
+    /// Store sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub rooms: Vec<usize>,
+    /// Rooms that expire in the same minute (at most half the store).
+    #[arg(long, default_value_t = 100_000)]
+    pub expiring: usize,
+    /// The window their expiry times spread over, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub spread: f64,
+    /// From the end of the writes to the first expiry, seconds: covers the starts and the quiet
+    /// probes.
+    #[arg(long, default_value_t = 90.0)]
+    pub lead: f64,
+    /// Joins of untouched rooms before the sweep.
+    #[arg(long, default_value_t = 1_000)]
+    pub samples: usize,
+    /// Probe joins per second, one at a time, in both phases.
+    #[arg(long, default_value_t = 50.0)]
+    pub probe_rate: f64,
+    /// Drop the page cache (root only) and time a first start that reads the store from disk.
+    #[arg(long)]
+    pub drop_caches: bool,
+    /// Longest wait for any one reply, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    pub read_timeout_ms: u64,
+    /// Append each room count's figures as one JSON line to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write SVG and PNG charts into this directory.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl GrowthArgs {
+    fn args(&self) -> Result<crate::growth::Args, BenchError> {
+        let relay_bin = match &self.relay_bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.with_file_name("stelgano-relay"),
+        };
+        Ok(crate::growth::Args {
+            relay_bin,
+            data_root: self.data_root.clone(),
+            rooms: self.rooms.clone(),
+            expiring: self.expiring,
+            spread: secs("--spread", self.spread)?,
+            lead: secs("--lead", self.lead)?,
+            samples: self.samples,
+            probe_rate: self.probe_rate,
+            drop_caches: self.drop_caches,
+            read_timeout: Duration::from_millis(self.read_timeout_ms.clamp(100, 120_000)),
+            progress: !self.quiet,
+        })
+    }
+}
+
+fn finish_growth(a: &GrowthArgs, points: &[crate::growth::GrowthPoint]) -> Result<(), BenchError> {
+    print!("{}", crate::growth::table(points));
+    if let Some(p) = &a.json {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)?;
+        for point in points {
+            writeln!(f, "{}", serde_json::to_string(point)?)?;
+        }
+    }
+    if let Some(dir) = &a.plot {
+        for chart in crate::growth::charts(points) {
+            match crate::plot::write_chart(dir, &chart) {
+                Ok(files) => {
+                    for f in files {
+                        eprintln!("wrote {}", f.display());
+                    }
+                }
+                Err(e) => eprintln!("warning: chart {} not written: {e}", chart.file_stem),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn secs(what: &str, s: f64) -> Result<Duration, BenchError> {
@@ -328,6 +423,10 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
             };
             let points = scenario::joins::run(&c, &args).await?;
             finish(&a.common, points, load)
+        }
+        Cmd::Growth(a) => {
+            let points = crate::growth::run(&a.args()?).await?;
+            finish_growth(&a, &points)
         }
     }
 }

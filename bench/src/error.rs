@@ -24,6 +24,11 @@ pub enum BenchError {
     Proc { pid: u32, why: String },
     #[error("plot: {0}")]
     Plot(String),
+    /// The growth command's store or relay process failed.
+    #[error("growth: {0}")]
+    Growth(String),
+    #[error("store: {0}")]
+    Store(#[from] stelgano_store::StoreError),
     /// The spawned echo server did not come up.
     #[error("echo server: {0}")]
     Echo(String),

@@ -10,6 +10,7 @@
 //! - [`inbound`]: a cheap classification of relay frames for the hot loop.
 //! - [`exchange`]: the turn-based exchange of one room as a state machine.
 //! - [`scenario`]: pingpong, idle, deaddrop, joins, and what they share.
+//! - [`growth`]: a relay process on stores of growing size: disk, start, RSS, joins, the sweep.
 //! - [`stats`]: latency histograms and error tallies; [`procfs`]: server RSS and CPU.
 //! - [`report`]: report math, JSON and table; [`plot`]: charts.
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod echo;
 pub mod error;
 pub mod exchange;
+pub mod growth;
 pub mod identity;
 pub mod inbound;
 pub mod plot;
