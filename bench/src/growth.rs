@@ -136,6 +136,8 @@ pub struct GrowthPoint {
     pub start_cold_seconds: Option<f64>,
     /// Spawn → "listening", files in the page cache.
     pub start_warm_seconds: f64,
+    /// Spawn → the relay's count of stored rooms known (it counts in the background, serving).
+    pub counted_seconds: f64,
     pub rss_after_start_bytes: u64,
     pub rss_after_probes_bytes: u64,
     pub rss_peak_sweep_bytes: u64,
@@ -285,15 +287,19 @@ fn write_expiring(
         store.put(&RoomKeys::derive(&room_hash(i)), &record(i, at))?;
         Ok(())
     };
-    // Time a few puts to learn how long the rest will take, then choose the minute.
-    let calib = CALIBRATION_PUTS.min(e);
-    let t = Instant::now();
+    // Time some puts to learn how long the rest will take, then choose the minute. The first
+    // ones warm sled's cache and are not timed: they are far slower and would inflate the guess.
+    let calib = CALIBRATION_PUTS.min(e / 2);
     for i in 0..calib {
         put(i, LATER_MS)?;
     }
+    let t = Instant::now();
+    for i in calib..2 * calib {
+        put(i, LATER_MS)?;
+    }
     let per_put = t.elapsed().as_secs_f64() / calib.max(1) as f64;
-    // Twice the calibrated time: the store grows slower as the cache churns.
-    let writes = Duration::from_secs_f64(per_put * e as f64 * 2.0);
+    // With a margin: the writes slow down as the cache churns.
+    let writes = Duration::from_secs_f64(per_put * e as f64 * 1.5);
     let first_due = now_ms() + (writes + lead).as_millis() as u64;
     let spread_ms = spread.as_millis().max(1) as u64;
     let pb = bar(progress, e as u64, "expiring");
@@ -396,6 +402,32 @@ impl RelayProcess {
 
     /// The relay's count of rooms expired by TTL, from its /metrics.
     fn ttl_expired(&self) -> Result<u64, BenchError> {
+        parse_ttl_expired(&self.metrics()?)
+            .ok_or_else(|| BenchError::Growth("no ttl expiry counter in /metrics".into()))
+    }
+
+    /// Waits until the relay's `stelgano_stored_rooms` is a number; returns how long that took.
+    fn wait_counted(&self) -> Result<Duration, BenchError> {
+        let t = Instant::now();
+        while t.elapsed() < START_TIMEOUT {
+            let text = self.metrics()?;
+            let known = text
+                .lines()
+                .find_map(|l| l.strip_prefix("stelgano_stored_rooms "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|v| !v.is_nan());
+            if known {
+                return Ok(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(BenchError::Growth(
+            "the relay never finished counting its rooms".into(),
+        ))
+    }
+
+    /// The text of the relay's /metrics.
+    fn metrics(&self) -> Result<String, BenchError> {
         let mut s = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         write!(
@@ -405,8 +437,7 @@ impl RelayProcess {
         )?;
         let mut text = String::new();
         s.read_to_string(&mut text)?;
-        parse_ttl_expired(&text)
-            .ok_or_else(|| BenchError::Growth("no ttl expiry counter in /metrics".into()))
+        Ok(text)
     }
 }
 
@@ -505,6 +536,13 @@ pub async fn measure(args: &Args, n: usize) -> Result<GrowthPoint, BenchError> {
     let relay = Arc::new(relay);
     let pid = relay.pid();
     let rss_after_start = procfs::sample(pid)?.rss_bytes;
+    // The probes start once the count is done, so that the quiet phase's CPU rate (the sweep's
+    // baseline) does not include it.
+    let r = relay.clone();
+    let counted = start_warm
+        + tokio::task::spawn_blocking(move || r.wait_counted())
+            .await
+            .map_err(|_| BenchError::Growth("metrics read panicked".into()))??;
 
     let target = Target { addr: relay.addr };
     let common = Common {
@@ -593,6 +631,7 @@ pub async fn measure(args: &Args, n: usize) -> Result<GrowthPoint, BenchError> {
         disk_bytes_per_room: disk as f64 / n as f64,
         start_cold_seconds: start_cold.map(|d| d.as_secs_f64()),
         start_warm_seconds: start_warm.as_secs_f64(),
+        counted_seconds: counted.as_secs_f64(),
         rss_after_start_bytes: rss_after_start,
         rss_after_probes_bytes: rss_after_probes,
         rss_peak_sweep_bytes: rss_peak,
@@ -684,7 +723,7 @@ fn ms(us: u64) -> f64 {
 pub fn table(points: &[GrowthPoint]) -> String {
     let mut out = String::new();
     out.push_str(
-        "rooms      disk MiB  B/room  start cold/warm s  RSS start/probes/sweep MiB  \
+        "rooms      disk MiB  B/room  start cold/warm s  counted s  RSS start/probes/sweep MiB  \
          join p50/p99 ms quiet | sweeping   sweep: expired in s (lag)  cpu µs/expiry  backlog\n",
     );
     for p in points {
@@ -692,13 +731,14 @@ pub fn table(points: &[GrowthPoint]) -> String {
             .start_cold_seconds
             .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"));
         out.push_str(&format!(
-            "{:<10} {:>8.1} {:>7.0}  {:>8} / {:<6.2}  {:>6.1} / {:>6.1} / {:>6.1}      \
+            "{:<10} {:>8.1} {:>7.0}  {:>8} / {:<6.2}  {:>8.2}  {:>6.1} / {:>6.1} / {:>6.1}      \
              {:>5.2} / {:<6.2} | {:>5.2} / {:<6.2}  {:>7} in {:>5.1} ({:.1})     {:>8.1}  {:>7}{}\n",
             p.rooms,
             mib(p.disk_bytes),
             p.disk_bytes_per_room,
             cold,
             p.start_warm_seconds,
+            p.counted_seconds,
             mib(p.rss_after_start_bytes),
             mib(p.rss_after_probes_bytes),
             mib(p.rss_peak_sweep_bytes),
@@ -744,6 +784,9 @@ pub fn charts(points: &[GrowthPoint]) -> Vec<Chart> {
             series: vec![
                 series("page cache dropped", points, |p| p.start_cold_seconds),
                 series("files cached", points, |p| Some(p.start_warm_seconds)),
+                series("files cached, rooms counted", points, |p| {
+                    Some(p.counted_seconds)
+                }),
             ],
         },
         Chart {
