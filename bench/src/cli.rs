@@ -73,7 +73,18 @@ pub struct CommonArgs {
     /// Longest wait for any one frame or connection, in ms.
     #[arg(long, default_value_t = 10_000)]
     pub read_timeout_ms: u64,
-    /// Append the report as one JSON line to this file ("-" prints it on stdout instead of the table).
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Skip the rest of a set-up phase after this many failed rooms.
+    #[arg(long, default_value_t = 200)]
+    pub max_errors: u64,
+}
+
+/// Where results go; the same for every measuring command.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Append the results as JSON lines to this file ("-" prints them on stdout instead of the
+    /// table).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Write SVG and PNG charts into this directory.
@@ -82,9 +93,6 @@ pub struct CommonArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
-    /// Skip the rest of a set-up phase after this many failed rooms.
-    #[arg(long, default_value_t = 200)]
-    pub max_errors: u64,
 }
 
 #[derive(Debug, Args)]
@@ -181,15 +189,8 @@ pub struct GrowthArgs {
     /// Longest wait for any one reply, in ms.
     #[arg(long, default_value_t = 10_000)]
     pub read_timeout_ms: u64,
-    /// Append each room count's figures as one JSON line to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write SVG and PNG charts into this directory.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 impl GrowthArgs {
@@ -209,35 +210,51 @@ impl GrowthArgs {
             probe_rate: self.probe_rate,
             drop_caches: self.drop_caches,
             read_timeout: Duration::from_millis(self.read_timeout_ms.clamp(100, 120_000)),
-            progress: !self.quiet,
+            progress: !self.output.quiet,
         })
     }
 }
 
 fn finish_growth(a: &GrowthArgs, points: &[crate::growth::GrowthPoint]) -> Result<(), BenchError> {
-    print!("{}", crate::growth::table(points));
-    if let Some(p) = &a.json {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)?;
-        for point in points {
-            writeln!(f, "{}", serde_json::to_string(point)?)?;
+    let json: Vec<String> = points
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    match a.output.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => {
+            eprint!("{}", crate::growth::table(points));
+            println!("{}", json.join("\n"));
         }
-    }
-    if let Some(dir) = &a.plot {
-        for chart in crate::growth::charts(points) {
-            match crate::plot::write_chart(dir, &chart) {
-                Ok(files) => {
-                    for f in files {
-                        eprintln!("wrote {}", f.display());
-                    }
-                }
-                Err(e) => eprintln!("warning: chart {} not written: {e}", chart.file_stem),
+        Some(p) => {
+            print!("{}", crate::growth::table(points));
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?;
+            for line in json {
+                writeln!(f, "{line}")?;
             }
         }
+        None => print!("{}", crate::growth::table(points)),
+    }
+    if let Some(dir) = &a.output.plot {
+        write_charts(dir, crate::growth::charts(points));
     }
     Ok(())
+}
+
+/// Writes each chart as SVG and PNG; a chart that cannot be drawn is a warning, not a failure.
+fn write_charts(dir: &std::path::Path, charts: Vec<crate::plot::Chart>) {
+    for chart in charts {
+        match crate::plot::write_chart(dir, &chart) {
+            Ok(files) => {
+                for f in files {
+                    eprintln!("wrote {}", f.display());
+                }
+            }
+            Err(e) => eprintln!("warning: chart {} not written: {e}", chart.file_stem),
+        }
+    }
 }
 
 fn secs(what: &str, s: f64) -> Result<Duration, BenchError> {
@@ -259,7 +276,7 @@ impl CommonArgs {
             concurrency: self.concurrency,
             read_timeout: Duration::from_millis(self.read_timeout_ms.clamp(100, 120_000)),
             server_pid: self.server_pid,
-            progress: !self.quiet,
+            progress: !self.output.quiet,
             max_errors: self.max_errors.max(1),
         })
     }
@@ -311,7 +328,7 @@ fn finish(common: &CommonArgs, points: Vec<Point>, load_start: String) -> Result
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = Report::with_start_load(command, points, load_start);
     let json = report.json_line();
-    match common.json.as_deref() {
+    match common.output.json.as_deref() {
         Some(p) if p.as_os_str() == "-" => {
             eprint!("{}", report.table());
             println!("{json}");
@@ -326,17 +343,8 @@ fn finish(common: &CommonArgs, points: Vec<Point>, load_start: String) -> Result
         }
         None => print!("{}", report.table()),
     }
-    if let Some(dir) = &common.plot {
-        for chart in crate::plot::charts(&report) {
-            match crate::plot::write_chart(dir, &chart) {
-                Ok(files) => {
-                    for f in files {
-                        eprintln!("wrote {}", f.display());
-                    }
-                }
-                Err(e) => eprintln!("warning: chart {} not written: {e}", chart.file_stem),
-            }
-        }
+    if let Some(dir) = &common.output.plot {
+        write_charts(dir, crate::plot::charts(&report));
     }
     Ok(())
 }

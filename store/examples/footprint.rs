@@ -79,12 +79,9 @@ fn main() -> Result<(), Error> {
     let store = Store::open(dir.path(), &config)?;
     let reopen_secs = started.elapsed().as_secs_f64();
     // The count runs in the background after an open; wait for it.
-    let reopened_count = loop {
-        if let Some(n) = store.room_count() {
-            break n;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    };
+    let reopened_count = store
+        .wait_for_count(std::time::Duration::from_secs(600))
+        .ok_or("the room count did not finish")?;
     let started = Instant::now();
     let due = store.due(now_ms + 3_600_000, usize::MAX)?.len();
     let due_secs = started.elapsed().as_secs_f64();

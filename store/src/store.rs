@@ -500,6 +500,21 @@ impl Store {
         self.current().and_then(|inner| inner.count.get())
     }
 
+    /// Blocks until [`Store::room_count`] is known, for at most `timeout` (tools and tests that
+    /// open a store and want its count; the relay never waits for it).
+    pub fn wait_for_count(&self, timeout: Duration) -> Option<usize> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(n) = self.room_count() {
+                return Some(n);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// false from the first failed write/flush until `recover` succeeds.
     ///
     /// A sled error on a read counts too: in sled 0.34 it means the database is failing.
@@ -888,14 +903,11 @@ mod tests {
 
     /// The room count, once the walk that follows an open has finished.
     fn counted(store: &Store) -> usize {
-        for _ in 0..10_000 {
-            if let Some(n) = store.room_count() {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        panic!("the room count never finished");
+        store
+            .wait_for_count(Duration::from_secs(10))
+            .expect("the room count never finished")
     }
+
     use crate::record::{Guard, Seat, Tier};
     use proptest::prelude::*;
 

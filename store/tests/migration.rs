@@ -126,13 +126,9 @@ fn residue_of_an_interrupted_deletion_is_removed() {
     assert!(!dir.path().join("snap.0000000000001234").exists());
 }
 
-/// The room count, once the walk that follows an open has finished.
+/// The room count, once the walk that follows an open (or a recovery's reopen) has finished.
 fn counted(store: &Store) -> usize {
-    for _ in 0..10_000 {
-        if let Some(n) = store.room_count() {
-            return n;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    panic!("the room count never finished");
+    store
+        .wait_for_count(std::time::Duration::from_secs(10))
+        .expect("the room count never finished")
 }

@@ -93,11 +93,7 @@ fn reads_are_not_injected() {
 
 /// The room count, once the walk that follows an open (or a recovery's reopen) has finished.
 fn counted(store: &Store) -> usize {
-    for _ in 0..10_000 {
-        if let Some(n) = store.room_count() {
-            return n;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    panic!("the room count never finished");
+    store
+        .wait_for_count(std::time::Duration::from_secs(10))
+        .expect("the room count never finished")
 }
