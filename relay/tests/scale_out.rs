@@ -280,18 +280,7 @@ http {{
 
 /// `stelgano-relay nodes …` as an operator runs it: (success, stdout, stderr).
 fn nodes_cmd(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
-        .arg("nodes")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    relay_cmd("nodes", data_dir, args)
 }
 
 /// The `key<TAB>value` lines of a `nodes` command's output.
@@ -604,33 +593,25 @@ async fn rooms_live_on_one_node_fail_closed_and_move_with_their_records() {
             .unwrap();
         assert!(ok_, "{err}");
         for bundle in field(&out, "bundle") {
-            let (ok_, out, err) = nodes_cmd(
-                &d.dir,
-                &[
-                    "import",
-                    "--self",
-                    &d.name(),
-                    "--new-nodes",
-                    &new_list,
-                    "--bundle",
-                    bundle,
-                ],
-            );
+            let import = || {
+                nodes_cmd(
+                    &d.dir,
+                    &[
+                        "import",
+                        "--self",
+                        &d.name(),
+                        "--new-nodes",
+                        &new_list,
+                        "--bundle",
+                        bundle,
+                    ],
+                )
+            };
+            let (ok_, out, err) = import();
             assert!(ok_, "{err}");
             let receipt = field(&out, "receipt")[0].to_owned();
             // An import is idempotent; a wrong receipt drops nothing.
-            let (ok_, out2, err) = nodes_cmd(
-                &d.dir,
-                &[
-                    "import",
-                    "--self",
-                    &d.name(),
-                    "--new-nodes",
-                    &new_list,
-                    "--bundle",
-                    bundle,
-                ],
-            );
+            let (ok_, out2, err) = import();
             assert!(ok_, "{err}");
             assert_eq!(field(&out2, "imported"), vec!["0"]);
             let (ok_, _, err) = nodes_cmd(

@@ -237,18 +237,7 @@ impl Drop for ChildRelay {
 
 /// `stelgano-relay tokens …` as an operator runs it.
 fn tokens_cmd(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
-        .arg("tokens")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    helpers::relay_cmd("tokens", data_dir, args)
 }
 
 fn is_secret(s: &str) -> bool {

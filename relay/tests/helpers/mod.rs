@@ -390,3 +390,20 @@ pub fn spawn_until_listening(
         }
     }
 }
+
+/// `stelgano-relay SUBCOMMAND ARGS… --data-dir DIR` as an operator runs it: (success, stdout,
+/// stderr).
+pub fn relay_cmd(sub: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stelgano-relay"))
+        .arg(sub)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
