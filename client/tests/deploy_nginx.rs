@@ -229,21 +229,7 @@ async fn the_documented_nginx_site_serves_the_cli_over_tls_and_keeps_clients_apa
     let trust = [("STELGANO_CA_FILE", cert.to_str().unwrap())];
     let alice = Party::new("+44 20 7946 0321", "alice-5150");
     let bob = Party::new("+442079460321", "bob-6262");
-    let created = alice.run_env(&url, &["create"], None, &trust).await;
-    created.ok();
-    let code = created.stdout.trim().to_owned();
-    bob.run_env(&url, &["join", "--code", &code], None, &trust)
-        .await
-        .ok();
-    alice
-        .run_env(&url, &["send", "through nginx"], None, &trust)
-        .await
-        .ok();
-    let read = bob
-        .run_env(&url, &["read", "--wait", "--timeout", "60"], None, &trust)
-        .await;
-    read.ok();
-    assert!(read.stdout.contains("through nginx"), "{read:?}");
+    common::exchange(&url, &trust, &alice, &bob, "through nginx").await;
 
     // Per-IP limits see the client behind the proxy: 127.0.0.2 spends its budget of look-ups,
     // 127.0.0.3 still has all of its own.

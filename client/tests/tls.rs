@@ -65,21 +65,7 @@ async fn the_cli_talks_to_a_relay_behind_tls() {
     assert!(refused.stderr.contains("TLS"), "{refused:?}");
 
     let trust = [("STELGANO_CA_FILE", ca)];
-    let created = alice.run_env(&url, &["create"], None, &trust).await;
-    created.ok();
-    let code = created.stdout.trim().to_owned();
-    bob.run_env(&url, &["join", "--code", &code], None, &trust)
-        .await
-        .ok();
-    alice
-        .run_env(&url, &["send", "over TLS"], None, &trust)
-        .await
-        .ok();
-    let read = bob
-        .run_env(&url, &["read", "--wait", "--timeout", "60"], None, &trust)
-        .await;
-    read.ok();
-    assert!(read.stdout.contains("over TLS"), "{read:?}");
+    common::exchange(&url, &trust, &alice, &bob, "over TLS").await;
 
     // An https:// relay URL means the same as wss://.
     let https = format!("https://localhost:{}", proxy.port());

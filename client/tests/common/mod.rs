@@ -121,3 +121,20 @@ impl Party {
         }
     }
 }
+
+/// `alice` creates a room, `bob` joins with the pairing code, `alice` sends `text` and `bob`
+/// reads it: the whole exchange, every run with the extra environment `env` (e.g. a CA file).
+pub async fn exchange(url: &str, env: &[(&str, &str)], alice: &Party, bob: &Party, text: &str) {
+    let created = alice.run_env(url, &["create"], None, env).await;
+    created.ok();
+    let code = created.stdout.trim().to_owned();
+    bob.run_env(url, &["join", "--code", &code], None, env)
+        .await
+        .ok();
+    alice.run_env(url, &["send", text], None, env).await.ok();
+    let read = bob
+        .run_env(url, &["read", "--wait", "--timeout", "60"], None, env)
+        .await;
+    read.ok();
+    assert!(read.stdout.contains(text), "{read:?}");
+}
